@@ -1,0 +1,96 @@
+"""Staff accounts: lookup, password check with lockout, creation. Passwords hashed with scrypt."""
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from flask_login import UserMixin
+from sqlalchemy import text
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from gis.errors import InvalidInput
+from gis.models import ROLES
+
+MAX_FAILURES = 5
+LOCKOUT = timedelta(minutes=15)
+HOME = {"agent": "agent.console", "supervisor": "agent.console", "crew": "crew.near_me",
+        "analyst": "dashboards.index", "admin": "core.home"}
+
+
+@dataclass
+class User(UserMixin):
+    id: int
+    username: str
+    full_name: str
+    role: str
+    active: bool
+    crew_ids: tuple
+
+    def get_id(self):
+        return str(self.id)
+
+    @property
+    def is_active(self):
+        return self.active
+
+
+def home_endpoint(user):
+    return HOME.get(user.role, "core.home")
+
+
+_SELECT = text("""
+    SELECT u.id, u.username, coalesce(u.full_name, u.username), u.role, u.active,
+           coalesce(array_agg(m.crew_id) FILTER (WHERE m.crew_id IS NOT NULL), '{}')
+    FROM users u LEFT JOIN crew_members m ON m.user_id = u.id
+    WHERE u.id = :id GROUP BY u.id""")
+
+
+def get(conn, user_id):
+    try:
+        user_id = int(user_id)
+    except (TypeError, ValueError):
+        return None
+    row = conn.execute(_SELECT, {"id": user_id}).first()
+    return User(row[0], row[1], row[2], row[3], row[4], tuple(row[5])) if row else None
+
+
+def authenticate(conn, username, password):
+    """(user, None) on success, (None, message) otherwise. Repeated failures lock the account."""
+    row = conn.execute(text("SELECT id, password_hash, active, failed_logins, locked_until FROM users "
+                            "WHERE username = :u FOR UPDATE"), {"u": username}).first()
+    generic = "Wrong username or password."
+    if row is None:
+        check_password_hash(generate_password_hash("x"), password)  # same cost either way
+        return None, generic
+    now = datetime.now(timezone.utc)
+    if row.locked_until and row.locked_until > now:
+        return None, "Too many failed attempts: this account is locked for a few minutes."
+    if not row.active:
+        return None, generic
+    if not check_password_hash(row.password_hash, password):
+        failures = row.failed_logins + 1
+        locked = now + LOCKOUT if failures >= MAX_FAILURES else None
+        conn.execute(text("UPDATE users SET failed_logins = :f, locked_until = :l WHERE id = :id"),
+                     {"f": 0 if locked else failures, "l": locked, "id": row.id})
+        return None, generic
+    conn.execute(text("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = :id"), {"id": row.id})
+    return get(conn, row.id), None
+
+
+def create(conn, username, password, role, full_name=None, crew_codes=()):
+    """Create or update a staff account (idempotent by username)."""
+    if role not in ROLES:
+        raise InvalidInput(f"role must be one of {', '.join(ROLES)}", field="role")
+    if len(password) < 10:
+        raise InvalidInput("password must have at least 10 characters", field="password")
+    user_id = conn.execute(text("""
+        INSERT INTO users (username, password_hash, role, full_name) VALUES (:u, :p, :r, :n)
+        ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash, role = excluded.role,
+            full_name = excluded.full_name, failed_logins = 0, locked_until = NULL
+        RETURNING id"""), {"u": username, "p": generate_password_hash(password), "r": role,
+                           "n": full_name}).scalar_one()
+    conn.execute(text("DELETE FROM crew_members WHERE user_id = :id"), {"id": user_id})
+    for code in crew_codes:
+        found = conn.execute(text("INSERT INTO crew_members (user_id, crew_id) SELECT :id, id FROM crews "
+                                  "WHERE code = :c RETURNING crew_id"), {"id": user_id, "c": code}).first()
+        if not found:
+            raise InvalidInput(f"no crew with code {code!r}", field="crew")
+    return user_id

@@ -1,0 +1,24 @@
+"""`pin311 demo load`: the demo city from the project's own data/."""
+import click
+
+from app.config import database_url
+from gis import demo
+from gis.db import engine_for
+
+
+@click.group("demo")
+def group():
+    """The demo city (Boston, real public data)."""
+
+
+@group.command()
+@click.option("--if-empty", is_flag=True, help="do nothing when the demo city is already loaded")
+@click.option("--no-requests", is_flag=True, help="skip the historic requests")
+def load(if_empty, no_requests):
+    """Load boundaries, districts, parcels, addresses, catalogue, crews, rules and sample requests."""
+    engine = engine_for(database_url())
+    if if_empty and demo.is_loaded(engine):
+        click.echo("demo city already loaded (use `pin311 demo load` to reload it)")
+        return
+    for line in demo.load(engine, with_requests=not no_requests):
+        click.echo(line)

@@ -1,0 +1,20 @@
+"""`pin311 serve`: run the web app under gunicorn."""
+import os
+import sys
+
+import click
+
+
+@click.command("serve")
+@click.option("--host", default=lambda: os.environ.get("PIN311_HOST", "127.0.0.1"), show_default="127.0.0.1")
+@click.option("--port", default=lambda: int(os.environ.get("PIN311_PORT", "5000")), type=int,
+              show_default="5000")
+@click.option("--workers", default=2, show_default=True)
+@click.option("--threads", default=8, show_default=True, help="threads per worker (live map streams hold one)")
+def group(host, port, workers, threads):
+    """Serve the app on HOST:PORT (gunicorn, threaded workers)."""
+    click.echo(f"pin311 on http://{host}:{port}/  (Ctrl-C to stop)")
+    os.execv(sys.executable, [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}",
+                              "--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread",
+                              "--timeout", "60", "--graceful-timeout", "5", "--access-logfile", "-",
+                              "wsgi:app"])

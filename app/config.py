@@ -1,0 +1,93 @@
+"""Settings, read from the environment (DATABASE_URL, SECRET_KEY, PIN311_*).
+
+A missing or malformed setting fails at start-up with a message that names it, never later.
+"""
+import os
+import secrets
+from datetime import timedelta
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from app import localdb
+
+
+class ConfigError(RuntimeError):
+    pass
+
+
+def database_url():
+    """DATABASE_URL when set, otherwise the project's local cluster."""
+    raw = os.environ.get("DATABASE_URL", "").strip()
+    if not raw:
+        return localdb.url()
+    if raw.startswith("postgres://"):  # Heroku-style URLs
+        raw = "postgresql://" + raw[len("postgres://"):]
+    if raw.startswith("postgresql://"):
+        raw = "postgresql+psycopg2://" + raw[len("postgresql://"):]
+    try:
+        url = make_url(raw)
+    except ArgumentError as exc:
+        raise ConfigError(f"DATABASE_URL is not a database URL: {exc}") from None
+    if not url.drivername.startswith("postgresql"):
+        raise ConfigError("DATABASE_URL must point at PostgreSQL with PostGIS "
+                          f"(got a {url.drivername} URL)")
+    return raw
+
+
+def uses_local_cluster():
+    return not os.environ.get("DATABASE_URL", "").strip()
+
+
+def _int(name, default):
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def _secret_key():
+    key = os.environ.get("SECRET_KEY")
+    if key:
+        if len(key) < 16:
+            raise ConfigError("SECRET_KEY is too short: use at least 16 random characters")
+        return key
+    if os.environ.get("PIN311_ENV", "development") == "production":
+        raise ConfigError("SECRET_KEY must be set when PIN311_ENV=production")
+    # Development: a key per process start is enough (sessions end on restart).
+    return secrets.token_hex(32)
+
+
+class Config:
+    """Built from the environment at create_app() time, not at import time."""
+
+    def __init__(self):
+        self.ENV = os.environ.get("PIN311_ENV", "development")
+        self.SECRET_KEY = _secret_key()
+        self.DATABASE_URL = database_url()
+        self.STATEMENT_TIMEOUT_MS = _int("PIN311_STATEMENT_TIMEOUT_MS", 5000)
+        self.DB_POOL_SIZE = _int("PIN311_DB_POOL_SIZE", 5)
+        self.JURISDICTION_ID = os.environ.get("PIN311_JURISDICTION_ID", "boston.demo.pin311")
+        self.CITY_NAME = os.environ.get("PIN311_CITY_NAME", "Boston (demo)")
+        self.BASEMAP_URL = os.environ.get("PIN311_BASEMAP_URL", "")
+        self.DUPLICATE_RADIUS_M = _int("PIN311_DUPLICATE_RADIUS_M", 150)
+        self.MAX_CONTENT_LENGTH = _int("PIN311_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
+        self.MEDIA_DIR = os.environ.get("PIN311_MEDIA_DIR", str(localdb.ROOT / "var" / "media"))
+        self.GEOCODER = os.environ.get("PIN311_GEOCODER", "local")
+        if self.GEOCODER not in ("local", "arcgis"):
+            raise ConfigError(f"PIN311_GEOCODER must be 'local' or 'arcgis', got {self.GEOCODER!r}")
+        self.SESSION_COOKIE_HTTPONLY = True
+        self.SESSION_COOKIE_SAMESITE = "Lax"
+        self.SESSION_COOKIE_SECURE = self.ENV == "production"
+        self.REMEMBER_COOKIE_SECURE = self.ENV == "production"
+        self.PERMANENT_SESSION_LIFETIME = timedelta(minutes=_int("PIN311_SESSION_MINUTES", 480))
+        self.WTF_CSRF_TIME_LIMIT = None  # the session lifetime bounds it
+        self.TESTING = False
+
+    def update(self, overrides):
+        for key, value in (overrides or {}).items():
+            setattr(self, key, value)
+        return self

@@ -1,0 +1,43 @@
+"""Every Flask extension, instantiated once here and bound to the app in create_app()."""
+from flask import current_app, g
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_login import LoginManager
+from flask_wtf.csrf import CSRFProtect
+
+from gis.db import engine_for
+
+
+class Database:
+    """The app's SQLAlchemy engine, and one connection per request closed on teardown (flaskr's pattern).
+
+    Routes and services take a Connection; there is no ORM session in the request path, which keeps
+    intake at one round-trip (see ../shared/notes/performance-anchors.md).
+    """
+
+    def init_app(self, app):
+        app.extensions["pin311.engine"] = engine_for(
+            app.config["DATABASE_URL"], app.config["STATEMENT_TIMEOUT_MS"], app.config["DB_POOL_SIZE"])
+        app.teardown_appcontext(self._close)
+
+    @property
+    def engine(self):
+        return current_app.extensions["pin311.engine"]
+
+    def connection(self):
+        """The request's connection (opened on first use)."""
+        if "db_conn" not in g:
+            g.db_conn = self.engine.connect()
+        return g.db_conn
+
+    @staticmethod
+    def _close(exc):
+        conn = g.pop("db_conn", None)
+        if conn is not None:
+            conn.close()
+
+
+db = Database()
+login_manager = LoginManager()
+csrf = CSRFProtect()
+limiter = Limiter(key_func=get_remote_address, storage_uri="memory://", default_limits=[])

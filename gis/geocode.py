@@ -1,0 +1,196 @@
+"""Forward and reverse geocoding against the address gazetteer (address_points).
+
+Forward: parse with usaddress → exact (street + number) → interpolated between the nearest numbers of
+the same parity on that street → fuzzy (trigram on street, number within a tolerance) → intersection
+of two streets (closest points of the two streets). Candidates come ranked with a score in 0…1.
+"""
+from dataclasses import asdict, dataclass
+
+from sqlalchemy import text
+
+from gis import address as addr
+
+NUMBER_TOLERANCE = 20          # fuzzy: accept a house number this far off (same side of the street)
+FUZZY_MIN_SIMILARITY = 0.45
+INTERSECTION_MAX_GAP_M = 250   # two streets whose nearest addresses are further apart do not cross
+SAME_PLACE_M = 60              # candidates closer than this are one place
+MAX_QUERY = 300
+
+
+@dataclass
+class Candidate:
+    address: str
+    lat: float
+    lon: float
+    match: str        # exact | interpolated | fuzzy | intersection
+    score: float
+    parcel_id: str | None = None
+    city: str | None = None
+    zip: str | None = None
+    address_id: int | None = None
+
+    def as_dict(self):
+        return asdict(self)
+
+
+_EXACT = text("""
+    SELECT id, address, city, zip, parcel_id, ST_Y(geom) AS lat, ST_X(geom) AS lon, number_text
+      FROM address_points WHERE street = :street AND number = :number
+     ORDER BY (number_text = :number_text) DESC, id LIMIT 50""")
+
+_NEIGHBOURS = text("""
+    (SELECT number, ST_Y(geom) AS lat, ST_X(geom) AS lon, city, zip FROM address_points
+      WHERE street = :street AND number < :number AND number % 2 = :parity ORDER BY number DESC LIMIT 1)
+    UNION ALL
+    (SELECT number, ST_Y(geom) AS lat, ST_X(geom) AS lon, city, zip FROM address_points
+      WHERE street = :street AND number > :number AND number % 2 = :parity ORDER BY number LIMIT 1)""")
+
+_SIMILAR_STREETS = text("""
+    SELECT street, similarity(street, :street) AS sim FROM
+      (SELECT DISTINCT street FROM address_points WHERE street % :street) s
+     ORDER BY sim DESC, street LIMIT 5""")
+
+_STREET_PREFIX = text("""
+    SELECT DISTINCT street FROM address_points WHERE street LIKE :prefix ORDER BY street LIMIT 5""")
+
+_NEAR_NUMBER = text("""
+    SELECT id, address, city, zip, parcel_id, ST_Y(geom) AS lat, ST_X(geom) AS lon, number
+      FROM address_points
+     WHERE street = :street AND number BETWEEN :number - :tol AND :number + :tol AND number % 2 = :parity
+     ORDER BY abs(number - :number), id LIMIT 10""")
+
+_INTERSECTION = text("""
+    WITH a AS (SELECT ST_Collect(geom) AS g FROM address_points WHERE street = :s1),
+         b AS (SELECT ST_Collect(geom) AS g FROM address_points WHERE street = :s2),
+         line AS (SELECT ST_ShortestLine(a.g, b.g) AS l FROM a, b WHERE a.g IS NOT NULL AND b.g IS NOT NULL)
+    SELECT ST_Y(ST_Centroid(l)) AS lat, ST_X(ST_Centroid(l)) AS lon, ST_Length(l::geography) AS gap FROM line""")
+
+_REVERSE = text("""
+    SELECT a.id, a.address, a.city, a.zip, ST_Y(a.geom) AS lat, ST_X(a.geom) AS lon,
+           ST_Distance(a.geom::geography, p.g::geography) AS distance_m,
+           (SELECT parcel_id FROM parcels WHERE ST_Covers(geom, p.g) ORDER BY parcel_id LIMIT 1) AS parcel_id
+      FROM (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS g) p
+      CROSS JOIN LATERAL (SELECT * FROM address_points ORDER BY geom <-> p.g LIMIT 1) a""")
+
+
+def _candidate(row, match, score):
+    return Candidate(row.address, row.lat, row.lon, match, round(score, 3), getattr(row, "parcel_id", None),
+                     row.city, row.zip, getattr(row, "id", None))
+
+
+def _locality_bonus(cand, parsed):
+    bonus = 0.0
+    if parsed.zip and cand.zip == parsed.zip:
+        bonus += 0.05
+    if parsed.city and cand.city and parsed.city.lower() == cand.city.lower():
+        bonus += 0.05
+    return bonus
+
+
+def _on_street(conn, parsed, street, base_score):
+    """Candidates for a house number on one street: exact, else interpolated, else nearest number."""
+    number = parsed.number
+    if number is None:
+        return []
+    rows = conn.execute(_EXACT, {"street": street, "number": number, "number_text": parsed.number_text}).all()
+    if rows:
+        return [_candidate(r, "exact" if base_score == 1 else "fuzzy", base_score) for r in rows]
+    found = []
+    parity = number % 2
+    below_above = conn.execute(_NEIGHBOURS, {"street": street, "number": number, "parity": parity}).all()
+    if len(below_above) == 2:
+        lo, hi = sorted(below_above, key=lambda r: r.number)
+        if hi.number - lo.number <= 4 * NUMBER_TOLERANCE and (lo.city == hi.city or not parsed.city):
+            t = (number - lo.number) / (hi.number - lo.number)
+            label = f"{parsed.number_text or number} {street.title()}" + (f", {lo.city}" if lo.city else "")
+            found.append(Candidate(label, lo.lat + t * (hi.lat - lo.lat), lo.lon + t * (hi.lon - lo.lon),
+                                   "interpolated", round(0.85 * base_score, 3), None, lo.city, lo.zip))
+    if not found:
+        rows = conn.execute(_NEAR_NUMBER, {"street": street, "number": number, "tol": NUMBER_TOLERANCE,
+                                           "parity": parity}).all()
+        for r in rows[:1]:
+            found.append(_candidate(r, "fuzzy", 0.7 * base_score * (1 - abs(r.number - number) / 100)))
+    return found
+
+
+def _streets_like(conn, street):
+    rows = conn.execute(_SIMILAR_STREETS, {"street": street}).all()
+    similar = [(r.street, float(r.sim)) for r in rows if r.sim >= FUZZY_MIN_SIMILARITY]
+    if not similar and len(street) >= 3:  # typing "E 4TH" before the suffix: a prefix match
+        similar = [(r.street, 0.8) for r in conn.execute(_STREET_PREFIX, {"prefix": street + "%"})]
+    return similar
+
+
+def _intersection(conn, first, second):
+    pairs = []
+    firsts = [(first, 1.0)] if _street_exists(conn, first) else _streets_like(conn, first)[:2]
+    seconds = [(second, 1.0)] if _street_exists(conn, second) else _streets_like(conn, second)[:2]
+    for s1, sim1 in firsts:
+        for s2, sim2 in seconds:
+            row = conn.execute(_INTERSECTION, {"s1": s1, "s2": s2}).first()
+            if row and row.gap <= INTERSECTION_MAX_GAP_M:
+                score = 0.9 * sim1 * sim2 * (1 - row.gap / (4 * INTERSECTION_MAX_GAP_M))
+                pairs.append(Candidate(f"{s1.title()} & {s2.title()}", row.lat, row.lon, "intersection",
+                                       round(score, 3)))
+    return pairs
+
+
+def _street_exists(conn, street):
+    return conn.scalar(text("SELECT EXISTS (SELECT 1 FROM address_points WHERE street = :s)"), {"s": street})
+
+
+def _distinct_places(cands, limit):
+    """Keep the best candidate of each place (the same address twice in the gazetteer is one place)."""
+    from math import cos, radians
+    kept = []
+    for c in sorted(cands, key=lambda c: -c.score):
+        close = any(abs(c.lat - k.lat) * 111_000 < SAME_PLACE_M and
+                    abs(c.lon - k.lon) * 111_000 * cos(radians(c.lat)) < SAME_PLACE_M for k in kept)
+        if not close:
+            kept.append(c)
+        if len(kept) == limit:
+            break
+    return kept
+
+
+def geocode(conn, query, limit=5):
+    """Ranked candidates for a free-text address (best first); [] when nothing plausible matches."""
+    query = (query or "").strip()[:MAX_QUERY]
+    if not query:
+        return []
+    streets = addr.split_intersection(query)
+    if streets:
+        return _distinct_places(_intersection(conn, *streets), limit)
+    parsed = addr.parse(query)
+    if not parsed.street:
+        return []
+    cands = []
+    if _street_exists(conn, parsed.street):
+        cands = _on_street(conn, parsed, parsed.street, 1.0)
+    if not cands:
+        for street, sim in _streets_like(conn, parsed.street):
+            if street != parsed.street:
+                cands += _on_street(conn, parsed, street, 0.95 * sim)
+    for c in cands:
+        c.score = round(min(1.0, c.score + _locality_bonus(c, parsed)), 3)
+    return _distinct_places(cands, limit)
+
+
+def reverse(conn, lat, lon):
+    """The nearest gazetteer address to a point (with its distance) and the parcel containing the point."""
+    row = conn.execute(_REVERSE, {"lat": lat, "lon": lon}).first()
+    if row is None:
+        return None
+    return {"address": row.address, "address_id": row.id, "city": row.city, "zip": row.zip,
+            "lat": row.lat, "lon": row.lon, "distance_m": round(row.distance_m, 1), "parcel_id": row.parcel_id}
+
+
+def address_point(conn, address_id):
+    """A gazetteer entry by id (Open311 address_id), or None."""
+    try:
+        address_id = int(address_id)
+    except (TypeError, ValueError):
+        return None
+    row = conn.execute(text("SELECT id, address, city, zip, parcel_id, ST_Y(geom) AS lat, ST_X(geom) AS lon "
+                            "FROM address_points WHERE id = :id"), {"id": address_id}).first()
+    return _candidate(row, "exact", 1.0) if row else None

@@ -1,0 +1,207 @@
+"""The one intake path: every channel (agent console, Open311, SMS, public form, bulk) calls submit_request.
+
+Validation and placement happen in Python; then ONE SQL statement locates the point, applies the
+routing rules, computes the expected date and inserts the request, its first event, its contact and
+its outbox rows — all or nothing, one round-trip. A point outside the jurisdiction inserts nothing.
+An idempotency key makes a retried submission return the ticket created the first time.
+"""
+import json
+import re
+from dataclasses import dataclass, field
+
+from sqlalchemy import text
+
+from gis import geocode
+from gis.errors import AddressNotFound, AmbiguousAddress, InvalidInput, InvalidLocation, OutsideJurisdiction
+from gis.locate import LOCATE_CTE, ROUTED_BY, RULE_LATERAL, check_point
+from gis.services import catalogue, validate_attributes
+
+DESCRIPTION_MAX = 4000
+FIELD_MAX = {"address": 300, "first_name": 100, "last_name": 100, "email": 254, "phone": 32,
+             "device_id": 200, "account_id": 200, "media_url": 2000, "idempotency_key": 200,
+             "channel": 32, "actor": 200}
+CHANNELS = ("agent", "open311", "sms", "voice", "web", "email", "import", "api")
+AMBIGUITY_GAP = 0.05    # two places whose scores are this close: ask which one
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_PHONE = re.compile(r"^\+?[0-9 ().-]{7,32}$")
+
+
+@dataclass
+class NewRequest:
+    service_code: str
+    lat: float | None = None
+    lon: float | None = None
+    address: str | None = None
+    address_id: int | None = None
+    description: str | None = None
+    attributes: dict = field(default_factory=dict)
+    media_url: str | None = None
+    contact: dict = field(default_factory=dict)   # first_name, last_name, phone, email, device_id, account_id
+    notify: bool = True
+    channel: str = "api"
+    actor: str = "public"
+    idempotency_key: str | None = None
+    public_only: bool = False                      # residents/Open311 may only use public services
+
+
+_INSERT = text(f"""
+WITH {LOCATE_CTE},
+s AS (SELECT code, sla_hours, default_crew_id FROM services WHERE code = :service AND active),
+decision AS (
+  SELECT s.code, coalesce(rule.crew_id, s.default_crew_id) AS crew_id, {ROUTED_BY} AS routed_by,
+         now() + make_interval(hours => coalesce(s.sla_hours, 0)) AS expected_at, loc.parcel, loc.districts,
+         loc.g, loc.inside
+    FROM loc CROSS JOIN s {RULE_LATERAL.format(svc_code="s.code")}
+),
+ins AS (
+  INSERT INTO service_requests (service_code, status, description, attributes, geom, address, address_id,
+                                parcel_id, districts, crew_id, routed_by, channel, media_url, expected_at,
+                                idempotency_key)
+  SELECT d.code, 'open', :description, CAST(:attributes AS jsonb), d.g, :address, :address_id,
+         d.parcel ->> 'parcel_id', d.districts, d.crew_id, d.routed_by, :channel, :media_url,
+         CASE WHEN :has_sla THEN d.expected_at END, :idempotency_key
+    FROM decision d WHERE d.inside
+  ON CONFLICT (idempotency_key) DO NOTHING
+  RETURNING id, public_id, crew_id, routed_by, districts, parcel_id, expected_at, requested_at
+),
+ev AS (
+  INSERT INTO request_events (request_id, kind, status, public_note, actor, data)
+  SELECT id, 'created', 'open', 'Request received', :actor, jsonb_build_object('channel', :channel) FROM ins
+  RETURNING id, request_id
+),
+ct AS (
+  INSERT INTO contacts (request_id, first_name, last_name, phone, email, device_id, account_id, notify)
+  SELECT id, :first_name, :last_name, :phone, :email, :device_id, :account_id, :notify FROM ins WHERE :has_contact
+),
+ob AS (
+  INSERT INTO outbox (topic, payload)
+  SELECT 'notify', jsonb_build_object('request_id', ev.request_id, 'event_id', ev.id, 'kind', 'created')
+    FROM ev WHERE :has_contact AND :notify
+  UNION ALL
+  SELECT 'publish', jsonb_build_object('request_id', ev.request_id, 'event_id', ev.id) FROM ev
+)
+SELECT (SELECT inside FROM loc) AS inside, (SELECT count(*) FROM s) AS service_found, ins.* FROM (SELECT 1) one
+  LEFT JOIN ins ON true""")
+
+_TICKET = text("""
+SELECT r.id, r.public_id, r.service_code, sv.name AS service_name, r.status, r.description,
+       ST_Y(r.geom) AS lat, ST_X(r.geom) AS lon, r.address, r.parcel_id, r.districts, r.routed_by,
+       r.requested_at, r.updated_at, r.expected_at, r.closed_at, r.channel, r.duplicate_of,
+       c.code AS crew_code, c.name AS crew_name
+  FROM service_requests r JOIN services sv ON sv.code = r.service_code LEFT JOIN crews c ON c.id = r.crew_id
+ WHERE {where}""")
+
+
+def _clip(name, value):
+    if value is None:
+        return None
+    value = str(value).strip()
+    if len(value) > FIELD_MAX[name]:
+        raise InvalidInput(f"{name} is longer than {FIELD_MAX[name]} characters", field=name)
+    return value or None
+
+
+def _clean_contact(contact):
+    clean = {k: _clip(k, (contact or {}).get(k)) for k in
+             ("first_name", "last_name", "phone", "email", "device_id", "account_id")}
+    if clean["email"] and not _EMAIL.match(clean["email"]):
+        raise InvalidInput("email is not an e-mail address", field="email")
+    if clean["phone"]:
+        if not _PHONE.match(clean["phone"]):
+            raise InvalidInput("phone is not a phone number", field="phone")
+        clean["phone"] = normalize_phone(clean["phone"])
+    return clean
+
+
+def normalize_phone(phone):
+    """E.164-ish: digits with a leading +; a 10-digit North American number gets +1."""
+    digits = re.sub(r"\D", "", phone or "")
+    if len(digits) == 10:
+        digits = "1" + digits
+    return "+" + digits if digits else None
+
+
+def place(conn, req):
+    """(lat, lon, address, address_id) for the request: coordinates, gazetteer id, or geocoded text."""
+    if req.lat is not None or req.lon is not None:
+        if req.lat is None or req.lon is None:
+            raise InvalidLocation("give both lat and long", field="lat")
+        lat, lon = check_point(req.lat, req.lon)
+        return lat, lon, _clip("address", req.address), req.address_id
+    if req.address_id not in (None, ""):
+        found = geocode.address_point(conn, req.address_id)
+        if not found:
+            raise InvalidLocation(f"no address with address_id {str(req.address_id)[:32]!r}", field="address_id")
+        return found.lat, found.lon, found.address, found.address_id
+    if req.address:
+        query = _clip("address", req.address)
+        cands = geocode.geocode(conn, query, limit=5)
+        if not cands:
+            raise AddressNotFound(f"could not find the address {query!r}; drop a pin or give lat/long",
+                                  field="address_string")
+        best = cands[0]
+        rivals = [c for c in cands[1:] if best.score - c.score <= AMBIGUITY_GAP]
+        if rivals:
+            raise AmbiguousAddress(f"{query!r} matches {len(rivals) + 1} places; choose one",
+                                   [c.as_dict() for c in [best, *rivals]], field="address_string")
+        return best.lat, best.lon, best.address, best.address_id
+    raise InvalidLocation("a location is required: lat and long, address_string or address_id", field="lat")
+
+
+def submit_request(conn, req):
+    """Validate, place, locate, route and store a request in one transaction; returns the ticket dict.
+
+    Commits on success. Raises a Pin311Error subclass (nothing written) on bad input, a point outside
+    the jurisdiction or an unknown service.
+    """
+    service = catalogue.get(conn, req.service_code, public_only=req.public_only)
+    attributes = validate_attributes(service, req.attributes)
+    description = (req.description or "").strip() or None
+    if description and len(description) > DESCRIPTION_MAX:
+        raise InvalidInput(f"description is longer than {DESCRIPTION_MAX} characters", field="description")
+    channel = req.channel if req.channel in CHANNELS else "api"
+    key = _clip("idempotency_key", req.idempotency_key)
+    if key:
+        existing = find_ticket(conn, idempotency_key=key)
+        if existing:
+            return {**existing, "created": False}
+    lat, lon, address, address_id = place(conn, req)
+    contact = _clean_contact(req.contact)
+    has_contact = any(contact.values())
+    params = {
+        "lat": lat, "lon": lon, "service": service.code, "description": description,
+        "attributes": json.dumps(attributes), "address": address, "address_id": address_id,
+        "channel": channel, "media_url": _clip("media_url", req.media_url), "idempotency_key": key,
+        "has_sla": service.sla_hours is not None, "actor": _clip("actor", req.actor) or "public",
+        "has_contact": has_contact, "notify": bool(req.notify), **contact,
+    }
+    try:
+        row = conn.execute(_INSERT, params).one()
+        if not row.inside:
+            raise OutsideJurisdiction(f"the location ({lat:.5f}, {lon:.5f}) is outside the city; "
+                                      "this 311 service only takes requests inside its boundary", field="lat")
+        if row.id is None:  # same idempotency key committed by a concurrent submission
+            conn.rollback()
+            return {**find_ticket(conn, idempotency_key=key), "created": False}
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    return {**find_ticket(conn, request_id=row.id), "created": True}
+
+
+def find_ticket(conn, request_id=None, public_id=None, idempotency_key=None):
+    """The staff view of one request (no contact data), or None."""
+    if request_id is not None:
+        where, value = "r.id = :v", request_id
+    elif public_id is not None:
+        where, value = "r.public_id = :v", str(public_id)[:64]
+    else:
+        where, value = "r.idempotency_key = :v", idempotency_key
+    row = conn.execute(text(_TICKET.text.format(where=where)), {"v": value}).first()
+    if row is None:
+        return None
+    ticket = dict(row._mapping)
+    ticket["crew"] = {"code": ticket.pop("crew_code"), "name": ticket.pop("crew_name")} \
+        if row.crew_code else None
+    return ticket

@@ -1,0 +1,153 @@
+"""Reading the service catalogue, and validating a request's attribute answers against it."""
+import math
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import text
+
+from gis.errors import InvalidAttribute, UnknownService
+
+STRING_MAX = 255
+TEXT_MAX = 4000
+
+
+@dataclass(frozen=True)
+class Service:
+    code: str
+    name: str
+    group: str | None
+    department: str | None
+    description: str | None
+    keywords: tuple
+    attributes: tuple      # Open311 attribute definitions (dicts), in `order`
+    sla_hours: int | None
+    public: bool
+    sensitive: bool
+    default_crew_id: int | None
+
+    def as_open311(self):
+        return {"service_code": self.code, "service_name": self.name, "description": self.description or "",
+                "metadata": bool(self.attributes), "type": "realtime", "keywords": ", ".join(self.keywords),
+                "group": self.group or ""}
+
+
+class Catalogue:
+    """The active services, re-read at most every `ttl` seconds.
+
+    Intake validates every request against the catalogue; re-reading it each time would add a
+    round-trip to the hot path. A short TTL keeps workers consistent with admin edits without any
+    state shared between processes.
+    """
+
+    def __init__(self, ttl=10.0):
+        self.ttl = ttl
+        self._loaded_at = -math.inf
+        self._services = {}
+
+    def clear(self):
+        self._loaded_at = -math.inf
+
+    def all(self, conn):
+        if time.monotonic() - self._loaded_at > self.ttl:
+            rows = conn.execute(text(
+                "SELECT code, name, group_name, department, description, keywords, attributes, sla_hours, "
+                "public, sensitive, default_crew_id FROM services WHERE active ORDER BY group_name, name"))
+            self._services = {
+                r.code: Service(r.code, r.name, r.group_name, r.department, r.description, tuple(r.keywords or ()),
+                                tuple(sorted(r.attributes or [], key=lambda a: a.get("order") or 0)),
+                                r.sla_hours, r.public, r.sensitive, r.default_crew_id)
+                for r in rows}
+            self._loaded_at = time.monotonic()
+        return self._services
+
+    def get(self, conn, code, public_only=False):
+        service = self.all(conn).get(code) if isinstance(code, str) else None
+        if service is None or (public_only and not service.public):
+            raise UnknownService(f"unknown service code {str(code)[:64]!r}", field="service_code")
+        return service
+
+    def search(self, conn, words, public_only=False, limit=8):
+        """Services ranked by how well `words` (what a caller says) match name, keywords and group."""
+        query = [w for w in (words or "").lower().replace(",", " ").split() if w]
+        phrase = " ".join(query)
+        scored = []
+        for s in self.all(conn).values():
+            if public_only and not s.public:
+                continue
+            haystack = " ".join([s.name.lower(), " ".join(s.keywords), (s.group or "").lower()])
+            score = sum(2 for k in s.keywords if phrase and phrase in k or k and k in phrase)
+            score += sum(1 for w in query if w in haystack)
+            if phrase and phrase in s.name.lower():
+                score += 3
+            if score or not query:
+                scored.append((-score, s.name, s))
+        return [s for _, _, s in sorted(scored)[:limit]]
+
+
+catalogue = Catalogue()
+
+
+def validate_attributes(service, values):
+    """Check answers against the service's attribute definitions; returns the cleaned dict.
+
+    `values` maps attribute code → str (or list of str for multivaluelist). Raises InvalidAttribute
+    naming the first problem.
+    """
+    values = dict(values or {})
+    known = {a["code"]: a for a in service.attributes}
+    for code in values:
+        if code not in known:
+            raise InvalidAttribute(f"service {service.code!r} has no attribute {str(code)[:64]!r}",
+                                   field=f"attribute[{str(code)[:64]}]")
+    clean = {}
+    for code, definition in known.items():
+        if not definition.get("variable", True):
+            continue
+        field = f"attribute[{code}]"
+        raw = values.get(code)
+        empty = raw is None or raw == "" or raw == []
+        if empty:
+            if definition.get("required"):
+                raise InvalidAttribute(f"{definition.get('description') or code} is required", field=field)
+            continue
+        clean[code] = _check_value(definition, raw, field)
+    return clean
+
+
+def _check_value(definition, raw, field):
+    kind = definition.get("datatype", "string")
+    allowed = {str(v["key"]) for v in definition.get("values") or []}
+    if kind == "multivaluelist":
+        items = raw if isinstance(raw, (list, tuple)) else [raw]
+        items = [str(i) for i in items]
+        bad = [i for i in items if i not in allowed]
+        if bad:
+            raise InvalidAttribute(f"{bad[0][:64]!r} is not one of {', '.join(sorted(allowed))}", field=field)
+        return items
+    if isinstance(raw, (list, tuple)):
+        if len(raw) != 1:
+            raise InvalidAttribute("expects a single value", field=field)
+        raw = raw[0]
+    value = str(raw).strip()
+    if kind == "singlevaluelist":
+        if value not in allowed:
+            raise InvalidAttribute(f"{value[:64]!r} is not one of {', '.join(sorted(allowed))}", field=field)
+        return value
+    if kind == "number":
+        try:
+            number = float(value)
+        except ValueError:
+            raise InvalidAttribute(f"{value[:64]!r} is not a number", field=field) from None
+        if not math.isfinite(number):
+            raise InvalidAttribute("must be a finite number", field=field)
+        return int(number) if number.is_integer() and abs(number) < 2**53 else number
+    if kind == "datetime":
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).isoformat()
+        except ValueError:
+            raise InvalidAttribute(f"{value[:64]!r} is not an ISO 8601 date/time", field=field) from None
+    limit = TEXT_MAX if kind == "text" else STRING_MAX
+    if len(value) > limit:
+        raise InvalidAttribute(f"is longer than {limit} characters", field=field)
+    return value

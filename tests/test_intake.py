@@ -1,0 +1,113 @@
+"""The one intake path: placement, locate, route, persistence, idempotency, hostile input."""
+import json
+
+import pytest
+from sqlalchemy import text
+
+from gis import intake
+from gis.errors import (AddressNotFound, InvalidAttribute, InvalidInput, InvalidLocation, OutsideJurisdiction,
+                        UnknownService)
+
+STRAY_DOG = {"animal_type": "dog"}
+SOUTH_BOSTON = (42.3345, -71.0398)      # 615 E Fourth St: ward 6, police C6
+CAMBRIDGE = (42.3736, -71.1097)
+
+
+def _submit(conn, **kw):
+    base = dict(service_code="animal-generic", lat=SOUTH_BOSTON[0], lon=SOUTH_BOSTON[1],
+                attributes=dict(STRAY_DOG), description="Stray dog", channel="agent", actor="agent:test")
+    base.update(kw)
+    return intake.submit_request(conn, intake.NewRequest(**base))
+
+
+def _count(conn, table):
+    return conn.scalar(text(f"SELECT count(*) FROM {table}"))
+
+
+def test_stray_dog_goes_to_the_animal_control_officer_of_its_police_district(conn):
+    ticket = _submit(conn, contact={"phone": "+1 617 555 0142"})
+    assert ticket["created"] is True
+    assert ticket["public_id"].isdigit()
+    assert ticket["districts"]["police_districts"]["code"] == "C6"
+    assert ticket["districts"]["wards"]["code"] == "6"
+    assert ticket["crew"]["code"] == "animal-control-c6"
+    assert ticket["routed_by"].startswith("rule ")
+    assert ticket["expected_at"] > ticket["requested_at"]
+    row = conn.execute(text("SELECT count(*) FILTER (WHERE kind = 'created') AS ev FROM request_events "
+                            "WHERE request_id = :id"), {"id": ticket["id"]}).one()
+    assert row.ev == 1
+    topics = sorted(conn.scalars(text("SELECT topic FROM outbox WHERE payload->>'request_id' = :id"),
+                                 {"id": str(ticket["id"])}))
+    assert topics == ["notify", "publish"]
+    phone = conn.scalar(text("SELECT phone FROM contacts WHERE request_id = :id"), {"id": ticket["id"]})
+    assert phone == "+16175550142"
+
+
+def test_idempotency_key_returns_the_same_ticket(conn):
+    first = _submit(conn, idempotency_key="call-123-a")
+    again = _submit(conn, idempotency_key="call-123-a")
+    assert again["created"] is False and again["public_id"] == first["public_id"]
+    assert conn.scalar(text("SELECT count(*) FROM service_requests WHERE idempotency_key = 'call-123-a'")) == 1
+
+
+def test_outside_the_city_is_refused_and_nothing_is_written(conn):
+    before = [_count(conn, t) for t in ("service_requests", "request_events", "outbox", "contacts")]
+    with pytest.raises(OutsideJurisdiction):
+        _submit(conn, lat=CAMBRIDGE[0], lon=CAMBRIDGE[1], contact={"email": "a@example.org"})
+    with pytest.raises(OutsideJurisdiction):   # the harbour
+        _submit(conn, lat=42.33, lon=-70.95)
+    with pytest.raises(OutsideJurisdiction):   # another state
+        _submit(conn, lat=40.7128, lon=-74.0060)
+    assert [_count(conn, t) for t in ("service_requests", "request_events", "outbox", "contacts")] == before
+
+
+@pytest.mark.parametrize("lat, lon, message", [
+    (float("nan"), -71.05, "finite"), (42.3, float("inf"), "finite"), ("abc", -71.05, "decimal"),
+    (-71.0398, 42.3345, "swapped"), (1e308, 1e308, "within"), (None, -71.05, "both"),
+])
+def test_bad_coordinates_are_typed_errors(conn, lat, lon, message):
+    with pytest.raises(InvalidLocation, match=message):
+        _submit(conn, lat=lat, lon=lon)
+
+
+def test_unknown_service_and_bad_attributes(conn):
+    with pytest.raises(UnknownService):
+        _submit(conn, service_code="no-such-thing")
+    with pytest.raises(UnknownService):
+        _submit(conn, service_code="'; DROP TABLE services; --")
+    with pytest.raises(InvalidAttribute, match="required"):
+        _submit(conn, attributes={})
+    with pytest.raises(InvalidAttribute, match="not one of"):
+        _submit(conn, attributes={"animal_type": "dragon"})
+    with pytest.raises(InvalidAttribute, match="no attribute"):
+        _submit(conn, attributes={"animal_type": "dog", "colour<script>": "x"})
+    assert _count(conn, "services") > 25
+
+
+def test_oversized_and_hostile_text(conn):
+    with pytest.raises(InvalidInput, match="4000"):
+        _submit(conn, description="x" * 1_000_000)
+    with pytest.raises(InvalidInput, match="e-mail"):
+        _submit(conn, contact={"email": "not an email"})
+    hostile = "Robert'); DROP TABLE service_requests;-- <script>alert(1)</script>"
+    ticket = _submit(conn, description=hostile, contact={"first_name": hostile[:100]})
+    stored = conn.scalar(text("SELECT description FROM service_requests WHERE id = :id"), {"id": ticket["id"]})
+    assert stored == hostile
+
+
+def test_placement_by_address_and_by_address_id(conn):
+    ticket = _submit(conn, lat=None, lon=None, address="615 E Fourth St, South Boston")
+    assert abs(ticket["lat"] - SOUTH_BOSTON[0]) < 0.001 and abs(ticket["lon"] - SOUTH_BOSTON[1]) < 0.001
+    assert ticket["crew"]["code"] == "animal-control-c6"
+    address_id = conn.scalar(text("SELECT id FROM address_points ORDER BY id LIMIT 1"))
+    by_id = _submit(conn, lat=None, lon=None, address_id=address_id)
+    assert by_id["address"]
+    with pytest.raises(AddressNotFound):
+        _submit(conn, lat=None, lon=None, address="99999 Nowhere Blvd Atlantis")
+
+
+def test_district_snapshot_survives_a_layer_change(conn, engine):
+    ticket = _submit(conn)
+    stored = conn.scalar(text("SELECT districts FROM service_requests WHERE id = :id"), {"id": ticket["id"]})
+    assert stored["police_districts"]["code"] == "C6"
+    assert json.dumps(stored) == json.dumps(ticket["districts"])
