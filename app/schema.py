@@ -45,7 +45,7 @@ def ensure_extensions(url):
         engine.dispose()
 
 
-def upgrade(url, revision="head"):
+def upgrade(url, revision="heads"):
     ensure_extensions(url)
     command.upgrade(alembic_config(url), revision)
 

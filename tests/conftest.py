@@ -170,3 +170,56 @@ def login(client, username, password=STAFF_PASSWORD):
 def needs_shared():
     return pytest.mark.skipif(not SHARED.exists(), reason=f"needs the shared Boston data at {SHARED} "
                                                           "(present in CI; absent in a plain clone)")
+
+
+# --- a live server and a real browser (Debian's chromium through Playwright) -------------------------
+
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
+
+
+@pytest.fixture(scope="session")
+def live_server(app):
+    """The app served over real HTTP on a free loopback port (threaded, like gunicorn's gthread)."""
+    import threading
+    from werkzeug.serving import make_server
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (make setup installs it)")
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1366, "height": 768})
+    p = context.new_page()
+    yield p
+    context.close()
+
+
+def screenshot(page, name):
+    """Save a screenshot as a test artifact (tests/artifacts/NAME.png)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=False)
+
+
+def browser_login(page, live_server, username, password=STAFF_PASSWORD):
+    page.goto(f"{live_server}/login")
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("button[type=submit]")

@@ -53,7 +53,7 @@ def url():
 
 
 @group.command()
-@click.option("--revision", default="head", show_default=True)
+@click.option("--revision", default="heads", show_default=True)
 def upgrade(revision):
     """Apply migrations to the database DATABASE_URL names (or the local cluster)."""
     target = database_url()
