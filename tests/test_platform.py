@@ -1,0 +1,202 @@
+"""Platform: migrations up and down, layer import (good and bad files), the CLI contract, config errors."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import geopandas as gpd
+import pytest
+import shapely
+from sqlalchemy import create_engine, pool, text
+from sqlalchemy.engine import make_url
+
+from app import schema
+from app.config import ConfigError, database_url
+from gis import layers
+from gis.errors import LayerImportError
+from tests.conftest import ROOT, SHARED, needs_shared
+
+PIN311 = str(Path(sys.executable).parent / "pin311")
+
+
+@pytest.fixture(autouse=True)
+def _drop_layers_made_here(engine):
+    """Layers these tests import would otherwise show up in every later locate."""
+    yield
+    with engine.begin() as c:
+        c.execute(text("DELETE FROM layers WHERE name LIKE 'test\\_%' OR name = 'census_tracts'"))
+
+
+@pytest.fixture
+def scratch_db(db_url):
+    """An empty database of its own (the shared test database already has everything)."""
+    name = f"pin311_scratch_{os.getpid()}"
+    admin = make_url(db_url).set(database="postgres")
+    eng = create_engine(admin, poolclass=pool.NullPool, isolation_level="AUTOCOMMIT")
+    with eng.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(db_url).set(database=name).render_as_string(hide_password=False)
+    yield url
+    with eng.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    eng.dispose()
+
+
+def _tables(url):
+    eng = create_engine(url, poolclass=pool.NullPool)
+    with eng.connect() as c:
+        names = set(c.scalars(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")))
+    eng.dispose()
+    return names - {"spatial_ref_sys", "alembic_version"}
+
+
+def test_migrations_go_up_and_down_on_an_empty_database(scratch_db):
+    schema.upgrade(scratch_db)
+    up = _tables(scratch_db)
+    assert {"layers", "districts", "parcels", "address_points", "services", "crews", "routing_rules",
+            "service_requests", "request_events", "contacts", "outbox", "users", "api_keys"} <= up
+    schema.downgrade(scratch_db, "base")
+    assert _tables(scratch_db) == set()
+    schema.upgrade(scratch_db)   # and up again: downgrade left nothing behind that blocks it
+    assert _tables(scratch_db) == up
+
+
+def _count(engine, name):
+    with engine.connect() as c:
+        return c.scalar(text("SELECT feature_count FROM layers WHERE name = :n"), {"n": name})
+
+
+def _write(tmp_path, name, features, crs="EPSG:4326"):
+    gdf = gpd.GeoDataFrame(features, geometry="geometry", crs=crs)
+    path = tmp_path / name
+    gdf.to_file(path)
+    return path
+
+
+def test_import_repairs_broken_geometry_and_replaces_the_layer(engine, tmp_path):
+    bowtie = shapely.Polygon([(-71.06, 42.35), (-71.05, 42.36), (-71.05, 42.35), (-71.06, 42.36)])
+    square = shapely.box(-71.07, 42.34, -71.065, 42.345)
+    path = _write(tmp_path, "zones.geojson", {"code": ["A", "B", None], "name": ["Bow", "Sq", "x"],
+                                              "geometry": [bowtie, square, square]})
+    report = layers.import_layer(engine, path, "test_zones", "district", "code", "name", progress=False)
+    assert report.loaded == 2
+    assert report.skipped == {"no value in code field 'code'": 1}
+    with engine.connect() as c:
+        valid = c.scalar(text("SELECT bool_and(ST_IsValid(d.geom)) FROM districts d JOIN layers l "
+                              "ON l.id = d.layer_id WHERE l.name = 'test_zones'"))
+        assert valid
+    again = _write(tmp_path, "zones2.geojson", {"code": ["C"], "geometry": [square]})
+    layers.import_layer(engine, again, "test_zones", "district", progress=False)
+    assert _count(engine, "test_zones") == 1
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing_field", "field 'nope' not found"),
+    ("empty", "no features"),
+    ("not_gis", "cannot read"),
+    ("no_crs", "does not say its coordinate reference system"),
+    ("bad_crs", "unknown source CRS"),
+    ("feet_as_degrees", "are not degrees"),
+])
+def test_bad_layer_files_give_a_clear_message_and_change_nothing(engine, tmp_path, case, message):
+    square = shapely.box(-71.07, 42.34, -71.065, 42.345)
+    layers.import_layer(engine, _write(tmp_path, "ok.geojson", {"code": ["K"], "geometry": [square]}),
+                        "test_keep", "district", progress=False)
+    kwargs = {"code_field": "code"}
+    if case == "missing_field":
+        path, kwargs = _write(tmp_path, "f.geojson", {"code": ["X"], "geometry": [square]}), {"code_field": "nope"}
+    elif case == "empty":
+        path = tmp_path / "empty.geojson"
+        path.write_text(json.dumps({"type": "FeatureCollection", "features": []}))
+    elif case == "not_gis":
+        path = tmp_path / "notes.txt"
+        path.write_text("this is not a map\n")
+    elif case == "no_crs":
+        path = _write(tmp_path, "nocrs.gpkg", {"code": ["X"], "geometry": [square]}, crs=None)
+    elif case == "bad_crs":
+        path = _write(tmp_path, "f.geojson", {"code": ["X"], "geometry": [square]})
+        kwargs["source_crs"] = "EPSG:999999"
+    else:
+        path = _write(tmp_path, "feet.geojson", {"code": ["X"], "geometry": [shapely.box(760000, 2950000,
+                                                                                         761000, 2951000)]})
+    with pytest.raises(LayerImportError, match=message):
+        layers.import_layer(engine, path, "test_keep", "district", progress=False, **kwargs)
+    assert _count(engine, "test_keep") == 1
+
+
+def test_a_failure_mid_import_leaves_the_old_layer_whole(engine, tmp_path, monkeypatch):
+    boxes = [shapely.box(-71.07 + i * 1e-4, 42.34, -71.0699 + i * 1e-4, 42.3401) for i in range(12)]
+    path = _write(tmp_path, "many.geojson", {"code": [str(i) for i in range(12)], "geometry": boxes})
+    layers.import_layer(engine, path, "test_atomic", "district", progress=False)
+
+    def broken(cursor, table, buffer):
+        raise RuntimeError("disk full")
+    monkeypatch.setattr(layers, "CHUNK", 5)
+    monkeypatch.setattr(layers, "_flush", broken)
+    with pytest.raises(RuntimeError):
+        layers.import_layer(engine, _write(tmp_path, "two.geojson", {"code": ["a"], "geometry": boxes[:1]}),
+                            "test_atomic", "district", progress=False)
+    with engine.connect() as c:
+        n = c.scalar(text("SELECT count(*) FROM districts d JOIN layers l ON l.id = d.layer_id "
+                          "WHERE l.name = 'test_atomic'"))
+    assert n == 12 and _count(engine, "test_atomic") == 12
+
+
+def _cli(*args, env=None):
+    return subprocess.run([PIN311, *args], capture_output=True, text=True, env={**os.environ, **(env or {})},
+                          cwd=ROOT, timeout=300)
+
+
+@needs_shared()
+def test_cli_imports_census_tracts_from_a_zipped_shapefile(db_url):
+    zipped = SHARED / "boundaries" / "census_tracts_2010.zip"
+    result = _cli("layers", "import", f"/vsizip/{zipped}/Census_2010_Tracts/Census_2010_Tracts.shp",
+                  "--layer", "census_tracts", "--kind", "district", "--code-field", "GEOID10",
+                  "--name-field", "NAMELSAD10")
+    assert result.returncode == 0, result.stderr
+    assert "loaded 181 features" in result.stdout
+    listing = _cli("layers", "list")
+    assert "census_tracts" in listing.stdout and "181" in listing.stdout
+    for layer in ("city_boundary", "wards", "precincts", "neighborhoods", "police_districts", "parcels",
+                  "addresses"):
+        assert layer in listing.stdout
+
+
+def test_cli_errors_are_one_clear_line(db_url, tmp_path):
+    bogus = tmp_path / "x.txt"
+    bogus.write_text("hello")
+    result = _cli("layers", "import", str(bogus), "--layer", "x", "--kind", "district")
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: cannot read") and "Traceback" not in result.stderr
+    result = _cli("db", "url")
+    assert result.stdout.strip() == db_url
+
+
+def test_db_commands_say_so_when_database_url_points_elsewhere(db_url):
+    for command in ("start", "stop", "status"):
+        result = _cli("db", command)
+        assert result.returncode == 0 and "managed elsewhere" in result.stdout
+
+
+def test_bad_configuration_is_reported_clearly(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "mysql://root@localhost/x")
+    with pytest.raises(ConfigError, match="PostgreSQL"):
+        database_url()
+    monkeypatch.setenv("DATABASE_URL", "::not a url::")
+    with pytest.raises(ConfigError, match="DATABASE_URL"):
+        database_url()
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u@h/db")
+    monkeypatch.setenv("PIN311_STATEMENT_TIMEOUT_MS", "soon")
+    from app import create_app
+    with pytest.raises(ConfigError, match="PIN311_STATEMENT_TIMEOUT_MS"):
+        create_app()
+    result = subprocess.run([PIN311, "db", "url"], capture_output=True, text=True,
+                            env={**os.environ, "DATABASE_URL": "mysql://x@y/z"})
+    assert result.returncode == 1 and "PostgreSQL" in result.stderr
+
+
+def test_healthz_checks_the_database(client):
+    body = client.get("/healthz").get_json()
+    assert body["status"] == "ok" and body["schema"]
