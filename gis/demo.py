@@ -38,3 +38,23 @@ def load(engine, data_dir=DATA, with_requests=True, progress=True):
         from gis import bulk
         report = bulk.import_requests(engine, data_dir / DEMO_REQUESTS, "boston-csv", progress=progress)
         yield report.summary()
+
+
+DEMO_STAFF = (("demo-agent", "agent", ()), ("demo-supervisor", "supervisor", ()),
+              ("demo-crew", "crew", ("animal-control-c6",)), ("demo-analyst", "analyst", ()),
+              ("demo-admin", "admin", ()))
+
+
+def create_staff(engine, create_user):
+    """Demo accounts, one per role, each with a fresh random password; returns [(user, role, password)].
+
+    `create_user` is app.auth.users.create (passed in: gis/ knows nothing of the web layer).
+    """
+    import secrets
+    made = []
+    with engine.begin() as conn:
+        for username, role, crews in DEMO_STAFF:
+            password = secrets.token_urlsafe(9)
+            create_user(conn, username, password, role, f"Demo {role.title()}", crews)
+            made.append((username, role, password))
+    return made

@@ -200,3 +200,23 @@ def test_bad_configuration_is_reported_clearly(monkeypatch):
 def test_healthz_checks_the_database(client):
     body = client.get("/healthz").get_json()
     assert body["status"] == "ok" and body["schema"]
+
+
+def test_upgrade_without_the_right_to_create_postgis_says_what_to_run(scratch_db):
+    admin = create_engine(scratch_db, poolclass=pool.NullPool, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text("DROP ROLE IF EXISTS pin311_limited"))
+        c.execute(text("CREATE ROLE pin311_limited LOGIN NOSUPERUSER"))
+        c.execute(text(f'ALTER DATABASE "{make_url(scratch_db).database}" OWNER TO pin311_limited'))
+    limited = make_url(scratch_db).set(username="pin311_limited").render_as_string(hide_password=False)
+    try:
+        result = subprocess.run([PIN311, "db", "upgrade"], capture_output=True, text=True,
+                                env={**os.environ, "DATABASE_URL": limited}, timeout=120)
+        assert result.returncode == 1
+        assert "CREATE EXTENSION postgis;" in result.stderr and "superuser" in result.stderr
+        assert "Traceback" not in result.stderr
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'ALTER DATABASE "{make_url(scratch_db).database}" OWNER TO postgres'))
+            c.execute(text("DROP ROLE IF EXISTS pin311_limited"))
+        admin.dispose()

@@ -22,3 +22,13 @@ def load(if_empty, no_requests):
         return
     for line in demo.load(engine, with_requests=not no_requests):
         click.echo(line)
+    from app.auth.users import create
+    from app.localdb import ROOT
+    made = demo.create_staff(engine, create)
+    notes = ROOT / "var" / "demo-accounts.txt"
+    notes.parent.mkdir(exist_ok=True)
+    notes.write_text("".join(f"{u}\t{role}\t{pw}\n" for u, role, pw in made))
+    notes.chmod(0o600)
+    click.echo("demo staff accounts (passwords also in var/demo-accounts.txt):")
+    for username, role, password in made:
+        click.echo(f"  {username:<16} {role:<10} {password}")
