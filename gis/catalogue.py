@@ -31,13 +31,13 @@ def load_crews(conn, path):
         conn.execute(text("""
             INSERT INTO crews (code, name, department, contact, on_duty, last_position)
             VALUES (:code, :name, :dept, :contact, :on_duty,
-                    CASE WHEN :lat <> '' THEN ST_SetSRID(ST_MakePoint(CAST(:lon AS float8), CAST(:lat AS float8)), 4326) END)
+                    ST_SetSRID(ST_MakePoint(CAST(:lon AS float8), CAST(:lat AS float8)), 4326))
             ON CONFLICT (code) DO UPDATE SET name = excluded.name, department = excluded.department,
                 contact = excluded.contact, on_duty = excluded.on_duty,
                 last_position = coalesce(crews.last_position, excluded.last_position)"""),
             {"code": r["code"].strip(), "name": r["name"].strip(), "dept": r.get("department"),
              "contact": r.get("contact"), "on_duty": (r.get("on_duty") or "true").strip().lower() in ("1", "true", "yes"),
-             "lat": lat, "lon": lon})
+             "lat": float(lat) if lat and lon else None, "lon": float(lon) if lat and lon else None})
     return len(rows)
 
 
