@@ -178,6 +178,10 @@ def submit_request(conn, req):
     try:
         row = conn.execute(_INSERT, params).one()
         if not row.inside:
+            conn.rollback()
+            if _inside_if_swapped(conn, lat, lon):
+                raise InvalidLocation(f"({lat}, {lon}) is outside the city but ({lon}, {lat}) is inside: "
+                                      "are lat and long swapped?", field="lat")
             raise OutsideJurisdiction(f"the location ({lat:.5f}, {lon:.5f}) is outside the city; "
                                       "this 311 service only takes requests inside its boundary", field="lat")
         if row.id is None:  # same idempotency key committed by a concurrent submission
@@ -188,6 +192,11 @@ def submit_request(conn, req):
         conn.rollback()
         raise
     return {**find_ticket(conn, request_id=row.id), "created": True}
+
+
+def _inside_if_swapped(conn, lat, lon):
+    from gis.locate import locate_point
+    return abs(lon) <= 90 and locate_point(conn, lon, lat).inside
 
 
 def find_ticket(conn, request_id=None, public_id=None, idempotency_key=None):
