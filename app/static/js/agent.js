@@ -1,0 +1,319 @@
+// The agent console: one call = caller + place + category + questions → one ticket (or a caller
+// attached to an existing one). Every pin placement asks /api/v1/locate and redraws the panel.
+import { api, debounce, el, formatDate, newIdempotencyKey, query } from "./agent-api.js";
+import { combobox, markField, readAttributes, renderAttributes } from "./agent-form.js";
+import { createMap } from "./agent-map.js";
+import { startLive } from "./agent-live.js";
+
+const $ = (id) => document.getElementById(id);
+const settings = JSON.parse($("console-settings").textContent);
+const call = JSON.parse($("call-data").textContent);
+
+const state = { lat: null, lon: null, inside: null, located: null, service: null, candidate: null,
+                key: newIdempotencyKey(), done: false, busy: false, seq: 0 };
+
+const mapView = createMap(settings, { onPlace: (lat, lon, how) => placed(lat, lon, how) });
+window.pin311Console = { state, map: mapView.map };   // for tests and the curious
+
+// --- where -------------------------------------------------------------------------------------------
+const addressBox = combobox($("address-search"), $("address-options"), {
+  search: debounced(async (q) => {
+    const { candidates } = await api(`/api/v1/geocode?${query({ q, limit: 6 })}`);
+    if (candidates.length) labelNeighbourhoods(candidates);
+    return { found: candidates, message: candidates.length ? null
+      : `No address matches “${q}”. Check the spelling, or click the map to drop a pin.` };
+  }, 120),
+  render: (c) => [el("span", { class: "opt-main" }, c.address),
+                  el("span", { class: "opt-sub", "data-hood": "" }, c.neighborhood || c.city || "", c.zip ? ` ${c.zip}` : "",
+                     c.match !== "exact" ? ` · ${c.match}` : "")],
+  pick: (c) => {
+    state.candidate = c;
+    $("address-search").value = c.address;
+    mapView.setPin(c.lat, c.lon, { fly: true });
+    placed(c.lat, c.lon, "address");
+  },
+});
+
+async function labelNeighbourhoods(candidates) {
+  if (candidates.every((c) => c.neighborhood)) return;
+  try {
+    const { neighbourhoods } = await api(`/agent/neighbourhoods?${query({ pt: candidates.map((c) => `${c.lat},${c.lon}`) })}`);
+    neighbourhoods.forEach((name, i) => {
+      if (!name) return;
+      candidates[i].neighborhood = name;
+      addressBox.relabel(i, (li) => { const sub = li?.querySelector("[data-hood]");
+        if (sub) sub.textContent = `${name}${candidates[i].zip ? ` ${candidates[i].zip}` : ""}`; });
+    });
+  } catch { /* labels are a help, not a need */ }
+}
+
+function placed(lat, lon, how) {
+  state.lat = lat; state.lon = lon;
+  if (how !== "address") state.candidate = null;
+  locate();
+}
+
+async function locate() {
+  if (state.lat === null) return;
+  const mine = ++state.seq;
+  $("place").hidden = false;
+  $("place").setAttribute("aria-busy", "true");
+  try {
+    const data = await api(`/api/v1/locate?${query({ lat: state.lat.toFixed(6), lon: state.lon.toFixed(6),
+      service_code: state.service?.service_code, radius: settings.duplicateRadius })}`);
+    if (mine !== state.seq) return;    // a newer placement is on its way
+    state.located = data;
+    state.inside = data.inside_jurisdiction;
+    showPlace(data);
+  } catch (err) {
+    if (mine === state.seq) whereMessage(err.message, "bad");
+  } finally {
+    if (mine === state.seq) $("place").removeAttribute("aria-busy");
+  }
+}
+
+function addressLabel(data) {
+  if (state.candidate) return state.candidate.address;
+  const a = data.address;
+  if (!a) return null;
+  return a.distance_m > 30 ? `near ${a.address} (${Math.round(a.distance_m)} m)` : a.address;
+}
+
+function showPlace(data) {
+  const dd = (k) => $("place").querySelector(`[data-k="${k}"]`);
+  const d = data.districts || {};
+  const label = (k) => (d[k] ? districtLabel(d[k]) : "—");
+  if (!data.inside_jurisdiction) {
+    whereMessage("Outside the city: this point is not in our service area, so no ticket can be created here. "
+                 + "Ask the caller for the address again, or refer them to the neighbouring city.", "bad", "outside");
+    ["address", "parcel", "wards", "precincts", "neighborhoods", "police_districts"].forEach((k) => {
+      dd(k).textContent = "—"; dd(k).dataset.code = ""; });
+    $("place").classList.add("outside");
+  } else {
+    whereMessage(null);
+    $("place").classList.remove("outside");
+    dd("address").textContent = addressLabel(data) || "—";
+    dd("parcel").textContent = data.parcel_id || "none (street or open space)";
+    for (const k of ["wards", "precincts", "neighborhoods", "police_districts"]) {
+      dd(k).textContent = label(k);
+      dd(k).dataset.code = d[k]?.code || "";
+    }
+  }
+  showRouting(data);
+  showDuplicates(data);
+  $("submit").disabled = state.done || data.inside_jurisdiction === false;
+}
+
+// "Ward 8", "South End", "Ward 8 Precinct 2 (0802)": the code only where the name does not already say it.
+function districtLabel({ code, name }) {
+  const norm = (v) => String(v || "").toLowerCase().replace(/[^a-z0-9]/g, "");
+  if (!name) return code;
+  return norm(name).includes(norm(code)) ? name : `${name} (${code})`;
+}
+
+function whereMessage(text, kind = "bad", tag = "") {
+  const box = $("where-message");
+  box.hidden = !text;
+  box.textContent = text || "";
+  box.className = `alert ${kind}`;
+  box.dataset.state = tag;
+}
+
+function showRouting(data) {
+  const box = $("routing");
+  if (!data || !data.inside_jurisdiction) { box.textContent = "—"; box.className = "muted"; return; }
+  if (!state.service) { box.textContent = "Pick a category to see the crew."; box.className = "muted"; return; }
+  const route = (data.routing || []).find((r) => r.service_code === state.service.service_code);
+  box.className = "";
+  box.replaceChildren(
+    el("strong", { class: "crew", id: "crew-name" }, route?.crew?.name || "No crew (unrouted)"),
+    el("span", { class: "expected" }, " · expected ", el("time", { datetime: route?.expected_at || "" },
+       route?.expected_at ? formatDate(route.expected_at) : "no target date")),
+    el("span", { class: "why muted" }, route?.routed_by ? ` (${route.routed_by})` : ""));
+  box.dataset.crew = route?.crew?.code || "";
+}
+
+function showDuplicates(data) {
+  const list = $("duplicates");
+  $("dupes-radius").textContent = `(same category within ${settings.duplicateRadius} m)`;
+  const dupes = state.service && data?.inside_jurisdiction ? (data.nearby || []) : [];
+  mapView.showDuplicates(dupes);
+  if (!state.service) { list.replaceChildren(el("li", { class: "muted" }, "Pick a category to check for duplicates.")); return; }
+  if (!dupes.length) { list.replaceChildren(el("li", { class: "muted" }, "No open request of this category nearby.")); return; }
+  list.replaceChildren(...dupes.map((d) => el("li", { class: "dupe", "data-public-id": d.public_id },
+    el("div", {}, el("strong", {}, `#${d.public_id}`), ` ${d.service_name} · ${d.status.replace("_", " ")}`),
+    el("div", { class: "muted" }, `${Math.round(d.distance_m)} m away · ${d.address || "no address"} · ${formatDate(d.requested_at)}`),
+    el("button", { type: "button", class: "small attach", onclick: () => attach(d) }, `Attach caller to #${d.public_id}`))));
+}
+
+// --- what --------------------------------------------------------------------------------------------
+combobox($("service-search"), $("service-options"), {
+  search: debounced(async (q) => {
+    const { services } = await api(`/api/v1/services?${query({ q, limit: 8 })}`);
+    return { found: services, message: services.length ? null : `No category matches “${q}”. Try other words.` };
+  }, 120),
+  render: (s) => [el("span", { class: "opt-main" }, s.service_name), el("span", { class: "opt-sub" }, s.group || "")],
+  pick: (s) => chooseService(s),
+});
+
+function chooseService(s) {
+  state.service = s;
+  $("service-search").value = s.service_name;
+  const chosen = $("service-chosen");
+  chosen.hidden = false;
+  chosen.replaceChildren(el("strong", {}, s.service_name), s.description ? ` — ${s.description}` : "");
+  renderAttributes($("attributes"), s);
+  if (state.located) { showRouting(state.located); locate(); } else showRouting(null);
+  const first = $("attributes").querySelector("input, select, textarea");
+  if (first) first.focus();
+}
+
+// --- submit / attach ---------------------------------------------------------------------------------
+function contact() {
+  const v = (id) => $(id).value.trim() || undefined;
+  return { phone: v("c-phone"), email: v("c-email"), first_name: v("c-first"), last_name: v("c-last") };
+}
+
+function formMessage(text, kind = "bad") {
+  const box = $("form-message");
+  box.hidden = !text;
+  box.textContent = text || "";
+  box.className = `alert ${kind}`;
+}
+
+async function submit(e) {
+  e?.preventDefault();
+  if (state.busy || state.done) return;
+  formMessage(null);
+  const problems = [];
+  if (state.lat === null) problems.push("Place the pin: search an address or click the map.");
+  else if (state.inside === false) problems.push("The pin is outside the city: no ticket can be created there.");
+  if (!state.service) problems.push("Pick a category.");
+  const { values, errors } = readAttributes($("attributes"), state.service);
+  problems.push(...errors.map((x) => x.message + "."));
+  if (problems.length) { formMessage(problems.join(" ")); return; }
+  state.busy = true;
+  $("submit").disabled = true;
+  $("submit").textContent = "Creating…";
+  try {
+    const ticket = await api("/api/v1/requests", {
+      method: "POST", headers: { "Idempotency-Key": state.key },
+      body: { service_code: state.service.service_code, lat: state.lat, lon: state.lon,
+              address: addressLabel(state.located || {}) || undefined,
+              address_id: state.candidate?.address_id || undefined,
+              description: $("description").value.trim() || undefined, attributes: values, contact: contact(),
+              channel: "agent" } });
+    showTicket(ticket, "Ticket created");
+  } catch (err) {
+    if (err.field && err.field.startsWith("attribute[")) markField($("attributes"), err.field.slice(10, -1), err.message);
+    if (err.code === "outside_jurisdiction") whereMessage(err.message, "bad", "outside");
+    formMessage(err.message);
+  } finally {
+    state.busy = false;
+    $("submit").textContent = "Create ticket";
+    $("submit").append(" ", el("kbd", {}, "Ctrl+Enter"));
+    $("submit").disabled = state.done || state.inside === false;
+  }
+}
+
+async function attach(dupe) {
+  const c = contact();
+  if (!c.phone && !c.email) { formMessage("Enter the caller's phone or e-mail first, so they hear when it is closed."); $("c-phone").focus(); return; }
+  formMessage(null);
+  try {
+    const ticket = await api(`/agent/requests/${encodeURIComponent(dupe.public_id)}/callers`, {
+      method: "POST", body: { contact: c, note: $("description").value.trim() || undefined } });
+    showTicket(ticket, "Caller attached to the existing ticket");
+  } catch (err) {
+    formMessage(err.message);
+  }
+}
+
+function showTicket(t, heading) {
+  state.done = true;
+  $("actions").hidden = true;
+  $("submit").disabled = true;
+  const box = $("ticket");
+  box.hidden = false;
+  box.replaceChildren(
+    el("p", { class: "muted" }, heading, " — read this number to the caller:"),
+    el("p", { class: "number", id: "ticket-number" }, t.public_id),
+    el("p", {}, el("strong", {}, t.service_name || state.service?.service_name || ""),
+       t.crew ? ` → ${t.crew.name}` : " → unrouted"),
+    el("p", {}, "Expected by ", el("strong", {}, t.expected_at ? formatDate(t.expected_at) : "no target date")),
+    el("button", { type: "button", class: "primary", onclick: newCall }, "Next call"));
+  box.focus();
+  mapView.refreshRequests();
+  loadRecent();
+}
+
+function newCall() {
+  $("call-form").reset();
+  Object.assign(state, { lat: null, lon: null, inside: null, located: null, service: null, candidate: null,
+                         key: newIdempotencyKey(), done: false });
+  ["attributes", "caller-history"].forEach((id) => $(id).replaceChildren());
+  ["ticket", "place", "service-chosen"].forEach((id) => { $(id).hidden = true; });
+  whereMessage(null); formMessage(null); showRouting(null); showDuplicates(null);
+  mapView.clearPin();
+  $("actions").hidden = false;
+  $("submit").disabled = false;
+  history.replaceState(null, "", "/agent/");
+  $("c-phone").focus();
+}
+
+// --- the caller ----------------------------------------------------------------------------------------
+function showCaller(data) {
+  const c = data.contact || {};
+  const fill = (id, v) => { if (v && !$(id).value) $(id).value = v; };
+  fill("c-phone", c.phone || data.phone); fill("c-first", c.first_name); fill("c-last", c.last_name); fill("c-email", c.email);
+  const box = $("caller-history");
+  const head = data.tickets.length
+    ? `${data.tickets.length} earlier ticket${data.tickets.length > 1 ? "s" : ""}, ${data.open} open`
+    : "No earlier tickets for this number.";
+  box.replaceChildren(el("p", { class: "muted" }, head), el("ul", {}, data.tickets.map((t) => el("li", {},
+    el("button", { type: "button", class: `ticket-line ${t.status}`, onclick: () => mapView.flyTo(t.lat, t.lon) },
+       el("strong", {}, `#${t.public_id}`), ` ${t.service_name} · `, el("span", { class: "status" }, t.status.replace("_", " ")),
+       el("span", { class: "muted" }, ` · ${t.address || ""} · ${formatDate(t.requested_at)}`))))));
+}
+
+async function lookupCaller() {
+  const phone = $("c-phone").value.trim();
+  if (!phone) { $("c-phone").focus(); return; }
+  try { showCaller(await api(`/agent/callers?${query({ phone })}`)); }
+  catch (err) { $("caller-history").replaceChildren(el("p", { class: "alert bad" }, err.message)); }
+}
+
+async function loadRecent() {
+  try {
+    const { tickets } = await api("/agent/recent");
+    $("recent-list").replaceChildren(...tickets.map((t) => el("li", {},
+      el("strong", {}, `#${t.public_id}`), ` ${t.service_name} · ${t.status.replace("_", " ")}`,
+      el("span", { class: "muted" }, ` · ${t.crew_name || "unrouted"} · ${settings.role !== "agent" ? t.actor + " · " : ""}${formatDate(t.requested_at)}`))));
+  } catch { /* shown again on the next ticket */ }
+}
+
+function debounced(fn, ms) {
+  let timer, pending;
+  return (q) => new Promise((resolve, reject) => {
+    clearTimeout(timer);
+    if (pending) pending.reject(Object.assign(new Error("superseded"), { name: "AbortError" }));
+    pending = { reject };
+    timer = setTimeout(() => { pending = null; fn(q).then(resolve, reject); }, ms);
+  });
+}
+
+// --- wiring ------------------------------------------------------------------------------------------------
+$("call-form").addEventListener("submit", submit);
+$("lookup-caller").addEventListener("click", lookupCaller);
+$("new-call").addEventListener("click", newCall);
+document.addEventListener("keydown", (e) => {
+  if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); submit(); }
+  else if (e.altKey && (e.key === "a" || e.key === "A")) { e.preventDefault(); $("address-search").focus(); }
+  else if (e.altKey && (e.key === "c" || e.key === "C")) { e.preventDefault(); $("service-search").focus(); }
+});
+if (call) showCaller(call);
+showDuplicates(null);
+loadRecent();
+const relocateSoon = debounce(() => { if (state.lat !== null && !state.done) locate(); }, 400);
+startLive({ onRequest: () => { mapView.refreshRequests(); relocateSoon(); }, onResync: () => mapView.refreshRequests() });
+(call ? $("address-search") : $("c-phone")).focus();

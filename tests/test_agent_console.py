@@ -1,0 +1,221 @@
+"""The agent console in a real browser (Debian's chromium): each test is a path an agent walks on a call."""
+import re
+import threading
+import time
+
+import pytest
+from sqlalchemy import text
+
+from gis import intake
+from tests.conftest import browser_login, screenshot
+
+CAMBRIDGE = (42.3736, -71.1097)
+SOUTH_BOSTON = (42.3345, -71.0398)      # 615 E Fourth St: police C6
+
+# An address in police district C6 close to the line with a neighbouring district, and the point
+# mirrored across that line (so it lies in the neighbour), with the neighbour's animal-control crew.
+_ACROSS_A_LINE = text("""
+WITH pd AS (SELECT d.code, d.geom FROM districts d JOIN layers l ON l.id = d.layer_id
+             WHERE l.name = 'police_districts'),
+     home AS (SELECT geom FROM pd WHERE code = 'C6'),
+     line AS MATERIALIZED (SELECT pd.code, ST_Boundary(pd.geom) AS g FROM pd, home
+                            WHERE pd.code <> 'C6' AND ST_Intersects(pd.geom, home.geom)),
+     near AS (SELECT ap.number, ap.street, ap.geom, line.code AS other, ST_ClosestPoint(line.g, ap.geom) AS cp
+                FROM line JOIN address_points ap ON ST_DWithin(ap.geom, line.g, 0.0007)
+               WHERE ap.number IS NOT NULL AND ap.unit IS NULL),
+     m AS (SELECT near.*, ST_SetSRID(ST_MakePoint(2 * ST_X(cp) - ST_X(near.geom), 2 * ST_Y(cp) - ST_Y(near.geom)), 4326) AS dp
+             FROM near, home WHERE ST_Covers(home.geom, near.geom))
+SELECT m.number, m.street, ST_Y(m.geom) AS lat, ST_X(m.geom) AS lon, ST_Y(dp) AS to_lat, ST_X(dp) AS to_lon,
+       m.other, c.name AS other_crew
+  FROM m JOIN pd d2 ON d2.code = m.other AND ST_Covers(d2.geom, m.dp)
+  JOIN routing_rules r ON r.service_code = 'animal-generic' AND r.strategy = 'district'
+       AND r.layer = 'police_districts' AND r.district_code = m.other
+  JOIN crews c ON c.id = r.crew_id
+ WHERE ST_Distance(m.geom::geography, m.dp::geography) BETWEEN 40 AND 120
+   AND (SELECT count(*) FROM address_points x WHERE x.street = m.street AND x.number = m.number) = 1
+ ORDER BY m.street, m.number LIMIT 1""")
+
+
+def _open_console(page, live_server, username, path="/agent/"):
+    browser_login(page, live_server, username)
+    page.wait_for_url(re.compile(r".*/agent/.*"))
+    if path != "/agent/":
+        page.goto(f"{live_server}{path}")
+    page.wait_for_function("window.pin311Console && window.pin311Console.map.loaded()", timeout=20000)
+
+
+def _pick(page, box, words, option_text):
+    page.fill(box, words)
+    page.wait_for_selector(f"{box.replace('-search', '-options')} li[role=option]:has-text('{option_text}')")
+    options = page.locator(f"{box.replace('-search', '-options')} li[role=option]")
+    for i in range(options.count()):   # walk to the option with the keyboard, as an agent would
+        if option_text in options.nth(i).inner_text():
+            break
+        page.press(box, "ArrowDown")
+    page.press(box, "Enter")
+
+
+def _panel(page, key):
+    return page.locator(f"#place [data-k={key}]")
+
+
+def _drag_pin_to(page, lat, lon):
+    """Drag the marker with the mouse so that it lands on (lat, lon)."""
+    src = page.evaluate("""() => { const m = window.pin311Console.map;
+        const el = document.querySelector('.maplibregl-marker');
+        const p = m.project([+el.dataset.lon, +el.dataset.lat]); return [p.x, p.y]; }""")
+    dst = page.evaluate("([lat, lon]) => { const p = window.pin311Console.map.project([lon, lat]); return [p.x, p.y]; }",
+                        [lat, lon])
+    box = page.locator(".maplibregl-marker").bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 3
+    page.mouse.move(x, y)
+    page.mouse.down()
+    steps = 12
+    for i in range(1, steps + 1):
+        page.mouse.move(x + (dst[0] - src[0]) * i / steps, y + (dst[1] - src[1]) * i / steps)
+        time.sleep(0.03)
+    page.mouse.up()
+
+
+@pytest.fixture
+def across(conn):
+    row = conn.execute(_ACROSS_A_LINE).first()
+    assert row is not None, "the demo city should have a C6 address near a police-district line"
+    return row
+
+
+def test_search_drag_across_police_line_then_submit(page, live_server, staff, across, conn):
+    _open_console(page, live_server, staff["agent"])
+    page.fill("#c-phone", "+1 617 555 0199")
+    _pick(page, "#address-search", f"{across.number} {across.street.title()}", str(across.number))
+    page.wait_for_selector("#place [data-k=police_districts][data-code=C6]")
+    _pick(page, "#service-search", "stray dog", "Animal Generic Request")
+    page.select_option("#attr-animal_type", "dog")
+    page.wait_for_selector("#crew-name:has-text('Animal Control – C6')")
+    screenshot(page, "agent-before-drag")
+
+    _drag_pin_to(page, across.to_lat, across.to_lon)
+    page.wait_for_selector(f"#crew-name:has-text('{across.other_crew}')", timeout=10000)
+    assert _panel(page, "police_districts").get_attribute("data-code") == across.other
+    dropped = page.evaluate("() => [window.pin311Console.state.lat, window.pin311Console.state.lon]")
+    assert abs(dropped[0] - across.to_lat) < 0.0004 and abs(dropped[1] - across.to_lon) < 0.0004
+    screenshot(page, "agent-after-drag")
+
+    page.fill("#description", "Brown dog, no collar, near the corner")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector("#ticket-number")
+    number = page.inner_text("#ticket-number").strip()
+    screenshot(page, "agent-ticket")
+    row = conn.execute(text("""SELECT r.districts, c.name AS crew, r.channel, ct.phone FROM service_requests r
+                                 JOIN crews c ON c.id = r.crew_id LEFT JOIN contacts ct ON ct.request_id = r.id
+                                WHERE r.public_id = :p"""), {"p": number}).one()
+    assert row.crew == across.other_crew
+    assert row.districts["police_districts"]["code"] == across.other
+    expected_ward = conn.scalar(text("""SELECT d.code FROM districts d JOIN layers l ON l.id = d.layer_id
+        WHERE l.name = 'wards' AND ST_Covers(d.geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))
+        ORDER BY d.code LIMIT 1"""), {"lat": dropped[0], "lon": dropped[1]})
+    assert row.districts["wards"]["code"] == expected_ward
+    assert row.channel == "agent" and row.phone == "+16175550199"
+    assert page.locator("#ticket").inner_text().count(across.other_crew) == 1
+
+    # A second press (double submit) creates nothing more.
+    page.evaluate("() => { window.pin311Console.state.done = false; }")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_timeout(800)
+    assert conn.scalar(text("SELECT count(*) FROM service_requests WHERE description = "
+                            "'Brown dog, no collar, near the corner'")) == 1
+
+
+def _ticket(conn, lat, lon, phone=None, first_name=None, service="animal-generic", attributes=None, actor="agent:other"):
+    contact = {"phone": phone, "first_name": first_name} if phone else {}
+    return intake.submit_request(conn, intake.NewRequest(
+        service_code=service, lat=lat, lon=lon, attributes=attributes or {"animal_type": "dog"},
+        description="earlier call", channel="agent", actor=actor, contact=contact))
+
+
+def test_screen_pop_shows_the_callers_history_and_prefills_the_contact(page, live_server, staff, conn):
+    from gis import lifecycle
+    old = _ticket(conn, 42.3401, -71.0589, phone="+1 617 555 0142", first_name="Dana")
+    lifecycle.apply(conn, old["public_id"], "close", "crew:x", reason="fixed", public_note="Done")
+    open_one = _ticket(conn, *SOUTH_BOSTON, phone="617-555-0142", first_name="Dana")
+    _open_console(page, live_server, staff["agent"], "/agent/call?from=%2B16175550142")
+    history = page.locator("#caller-history")
+    history.locator(f"text=#{open_one['public_id']}").wait_for()
+    assert f"#{old['public_id']}" in history.inner_text()
+    assert "2 earlier tickets, 1 open" in history.inner_text()
+    # open tickets come first
+    assert history.inner_text().index(open_one["public_id"]) < history.inner_text().index(old["public_id"])
+    assert page.input_value("#c-phone") == "+16175550142"
+    assert page.input_value("#c-first") == "Dana"
+    screenshot(page, "agent-screen-pop")
+
+
+def test_a_duplicate_is_offered_and_the_caller_is_attached(page, live_server, staff, conn):
+    first = _ticket(conn, SOUTH_BOSTON[0] + 0.00072, SOUTH_BOSTON[1], phone="+1 617 555 0142")  # ~80 m north
+    _open_console(page, live_server, staff["agent"], "/agent/call?from=%2B16175550177")
+    _pick(page, "#address-search", "615 E Fourth St", "615")
+    _pick(page, "#service-search", "dog", "Animal Generic Request")
+    dupe = page.locator(f"#duplicates li[data-public-id='{first['public_id']}']")
+    dupe.wait_for()
+    assert re.search(r"\b(7\d|8\d|9\d) m away", dupe.inner_text())
+    screenshot(page, "agent-duplicate")
+    dupe.locator("button.attach").click()
+    page.wait_for_selector(f"#ticket-number:has-text('{first['public_id']}')")
+    assert "attached" in page.inner_text("#ticket").lower()
+    phones = set(conn.scalars(text("SELECT phone FROM contacts c JOIN service_requests r ON r.id = c.request_id "
+                                   "WHERE r.public_id = :p"), {"p": first["public_id"]}))
+    assert phones == {"+16175550142", "+16175550177"}
+    actor = conn.scalar(text("SELECT e.actor FROM request_events e JOIN service_requests r ON r.id = e.request_id "
+                             "WHERE r.public_id = :p AND e.kind = 'caller_attached'"), {"p": first["public_id"]})
+    assert actor == f"agent:{staff['agent']}"
+    assert conn.scalar(text("SELECT count(*) FROM service_requests WHERE description IS DISTINCT FROM 'earlier call' "
+                            "AND id > :id"), {"id": first["id"]}) == 0   # no second ticket
+
+
+def test_a_pin_outside_the_city_is_refused_with_a_message(page, live_server, staff, conn):
+    before = conn.scalar(text("SELECT count(*) FROM service_requests"))
+    _open_console(page, live_server, staff["agent"])
+    _pick(page, "#service-search", "dog", "Animal Generic Request")
+    page.select_option("#attr-animal_type", "dog")
+    page.evaluate("([lat, lon]) => window.pin311Console.map.jumpTo({center: [lon, lat], zoom: 15})", list(CAMBRIDGE))
+    box = page.locator("#map").bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    message = page.locator("#where-message[data-state=outside]")
+    message.wait_for()
+    assert "Outside the city" in message.inner_text()
+    assert page.is_disabled("#submit")
+    assert _panel(page, "police_districts").inner_text() == "—"
+    screenshot(page, "agent-outside-city")
+    # Even if the console were bypassed, the API's refusal is shown as a sentence, not a raw error.
+    page.evaluate("() => { window.pin311Console.state.inside = null; }")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector("#form-message:not([hidden])")
+    assert "outside the city" in page.inner_text("#form-message")
+    assert "{" not in page.inner_text("#form-message")
+    assert conn.scalar(text("SELECT count(*) FROM service_requests")) == before
+
+
+def test_signed_out_users_are_sent_to_sign_in_and_come_back_to_the_call(page, live_server, staff):
+    page.goto(f"{live_server}/agent/call?from=%2B16175550142")
+    assert "/login" in page.url
+    assert page.locator("#username").is_visible()
+    page.fill("#username", staff["agent"])
+    page.fill("#password", __import__("tests.conftest", fromlist=["STAFF_PASSWORD"]).STAFF_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r".*/agent/call\?from=.*"))
+    assert page.input_value("#c-phone") == "+16175550142"
+
+
+def test_tickets_from_other_agents_arrive_live(page, live_server, staff, engine):
+    _open_console(page, live_server, staff["supervisor"])
+    page.wait_for_selector("#live-status[data-state=live]", timeout=10000)
+    page.evaluate("([lat, lon]) => window.pin311Console.map.jumpTo({center: [lon, lat], zoom: 15})", list(SOUTH_BOSTON))
+    with engine.connect() as other_agent:
+        started = time.monotonic()
+        ticket = _ticket(other_agent, SOUTH_BOSTON[0] - 0.0004, SOUTH_BOSTON[1] + 0.0003)
+    page.wait_for_selector(f"#live-feed li[data-public-id='{ticket['public_id']}']", timeout=5000)
+    assert time.monotonic() - started < 5
+    page.wait_for_function("""(id) => window.pin311Console.map.querySourceFeatures('requests')
+                                .some((f) => String(f.properties.public_id) === id)""",
+                           arg=ticket["public_id"], timeout=5000)
+    screenshot(page, "agent-live")
