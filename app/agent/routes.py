@@ -111,7 +111,8 @@ def neighbourhoods():
 def events():
     """Server-sent events: every new or changed request, relayed from PostgreSQL LISTEN."""
     hub = hub_for(current_app._get_current_object())
-    response = Response(sse_stream(hub), mimetype="text/event-stream")
+    keepalive = current_app.config.get("AGENT_SSE_KEEPALIVE_SECONDS", 15)
+    response = Response(sse_stream(hub, keepalive), mimetype="text/event-stream")
     response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Accel-Buffering"] = "no"   # nginx: do not buffer the stream
     return response
