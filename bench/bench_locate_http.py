@@ -1,0 +1,113 @@
+"""Benchmark: the agent's pin preview, GET /api/v1/locate, against the raw LOCATE SQL — in one run.
+
+    .venv/bin/python bench/bench_locate_http.py [--n 2000] [--service animal-generic]
+
+Server time is the whole Flask request handled in-process (session cookie → user → LOCATE, reverse
+geocode, routing for the category, nearby open requests → JSON), i.e. what a server worker spends,
+without the network. The baseline is the raw LOCATE statement through psycopg2 on the same points.
+Uses DATABASE_URL or the project's local cluster, which must hold the demo city (`pin311 demo load`).
+Creates a temporary staff account and removes it at the end. Target (issue 6): p99 < 20 ms.
+"""
+import argparse
+import random
+import re
+import secrets
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sqlalchemy import text  # noqa: E402
+
+from app import create_app  # noqa: E402
+from app.auth import users  # noqa: E402
+from gis.locate import LOCATE_SQL  # noqa: E402
+
+TARGET_P99_MS = 20.0
+
+
+def percentile(values, q):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def sample_points(conn, n, seed=311):
+    """Random points around gazetteer addresses (a few metres of jitter), the way pins are dropped."""
+    rows = conn.execute(text("SELECT ST_Y(geom), ST_X(geom) FROM address_points ORDER BY random() LIMIT :n"),
+                        {"n": n}).all()
+    rng = random.Random(seed)
+    return [(lat + rng.uniform(-2e-4, 2e-4), lon + rng.uniform(-2e-4, 2e-4)) for lat, lon in rows]
+
+
+def time_raw(engine, points):
+    """Raw LOCATE through psycopg2: the statement alone, no ORM, no Flask."""
+    sql = re.sub(r"(?<!:):(lat|lon)\b", r"%(\1)s", str(LOCATE_SQL))
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        out = []
+        for lat, lon in points:
+            t0 = time.perf_counter()
+            cur.execute(sql, {"lat": lat, "lon": lon})
+            cur.fetchall()
+            out.append((time.perf_counter() - t0) * 1000)
+        raw.rollback()
+        return out
+    finally:
+        raw.close()
+
+
+def time_http(client, points, service):
+    out, bad = [], 0
+    for lat, lon in points:
+        t0 = time.perf_counter()
+        response = client.get(f"/api/v1/locate?lat={lat:.6f}&lon={lon:.6f}&service_code={service}&radius=150")
+        out.append((time.perf_counter() - t0) * 1000)
+        bad += response.status_code != 200
+    return out, bad
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=2000, help="points per measurement (default 2000)")
+    parser.add_argument("--service", default="animal-generic")
+    args = parser.parse_args()
+
+    app = create_app({"RATELIMIT_ENABLED": False})
+    engine = app.extensions["pin311.engine"]
+    username, password = f"bench-{secrets.token_hex(4)}", secrets.token_urlsafe(16)
+    with engine.begin() as conn:
+        if not conn.scalar(text("SELECT count(*) FROM districts")):
+            sys.exit("no demo city in this database: run `pin311 demo load` first")
+        users.create(conn, username, password, "agent", "Benchmark")
+        points = sample_points(conn, args.n)
+    try:
+        client = app.test_client()
+        page = client.get("/login").get_data(as_text=True)
+        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+        client.post("/login", data={"username": username, "password": password, "csrf_token": token})
+        time_http(client, points[:200], args.service)        # warm-up: pools, catalogue, plan cache
+        time_raw(engine, points[:200])
+        raw = time_raw(engine, points)
+        http, bad = time_http(client, points, args.service)
+        raw_again = time_raw(engine, points)                 # the baseline on both sides of the run
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM users WHERE username = :u"), {"u": username})
+    raw_all = raw + raw_again
+    raw_p99, http_p99 = percentile(raw_all, 99), percentile(http, 99)
+    print(f"points: {len(points)} (demo city, service {args.service}); non-200 responses: {bad}")
+    print(f"raw LOCATE SQL (psycopg2)      p50 {statistics.median(raw_all):6.2f} ms   p99 {raw_p99:6.2f} ms")
+    print(f"GET /api/v1/locate (in-process) p50 {statistics.median(http):6.2f} ms   p99 {http_p99:6.2f} ms")
+    print(f"ratio endpoint/raw: p50 {statistics.median(http) / statistics.median(raw_all):.1f}x   "
+          f"p99 {http_p99 / raw_p99:.1f}x")
+    verdict = "meets" if http_p99 < TARGET_P99_MS else "MISSES"
+    print(f"p99 {http_p99:.2f} ms {verdict} the {TARGET_P99_MS:.0f} ms target "
+          "(endpoint = locate + reverse geocode + routing + nearby open requests + session + JSON)")
+    return 0 if not bad else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
