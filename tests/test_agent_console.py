@@ -219,3 +219,83 @@ def test_tickets_from_other_agents_arrive_live(page, live_server, staff, engine)
                                 .some((f) => String(f.properties.public_id) === id)""",
                            arg=ticket["public_id"], timeout=5000)
     screenshot(page, "agent-live")
+
+
+def _focused_outline(page):
+    return page.evaluate("() => { const s = getComputedStyle(document.activeElement); "
+                         "return [document.activeElement.id, s.outlineStyle, s.outlineWidth]; }")
+
+
+def test_a_whole_call_by_keyboard_with_visible_focus(page, live_server, staff, conn):
+    _open_console(page, live_server, staff["agent"])
+    assert page.evaluate("document.activeElement.id") == "c-phone"
+    page.keyboard.type("617 555 0123")
+    page.keyboard.press("Alt+a")
+    focused = _focused_outline(page)
+    assert focused[0] == "address-search" and focused[1] != "none" and focused[2] != "0px"
+    page.keyboard.type("615 E Fourth St")
+    page.wait_for_selector("#address-options li[role=option]")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#place [data-k=police_districts][data-code=C6]")
+    page.keyboard.press("Alt+c")
+    page.keyboard.type("stray dog")
+    page.wait_for_selector("#service-options li[role=option]:has-text('Animal Generic Request')")
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "attr-animal_type"
+    page.keyboard.press("Control+Enter")                     # the required question is not answered yet
+    page.wait_for_selector("#form-message:not([hidden])")
+    assert "What kind of animal? is required" in page.inner_text("#form-message")
+    assert page.get_attribute("#attr-animal_type", "aria-invalid") == "true"
+    page.keyboard.press("d")                                  # select "Dog" by typing
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "attr-animal_count"
+    page.keyboard.type("2")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector("#ticket-number")
+    number = page.inner_text("#ticket-number").strip()
+    row = conn.execute(text("SELECT attributes, districts FROM service_requests WHERE public_id = :p"),
+                       {"p": number}).one()
+    assert row.attributes == {"animal_type": "dog", "animal_count": 2}
+    assert row.districts["police_districts"]["code"] == "C6"
+    assert page.evaluate("document.activeElement.id") == "ticket"      # the number is announced
+    screenshot(page, "agent-keyboard-ticket")
+
+
+def test_an_ambiguous_address_offers_both_places_with_their_neighbourhoods(page, live_server, staff):
+    _open_console(page, live_server, staff["agent"])
+    page.fill("#address-search", "100 Tremont St")
+    options = page.locator("#address-options li[role=option]")
+    options.first.wait_for()
+    page.wait_for_function("""() => { const t = document.getElementById('address-options').innerText;
+                                      return t.includes('Brighton') && t.includes('Downtown'); }""")
+    texts = [options.nth(i).inner_text() for i in range(options.count())]
+    assert any("Brighton" in t for t in texts) and any("Downtown" in t for t in texts)
+    screenshot(page, "agent-ambiguous-address")
+    brighton = next(i for i, t in enumerate(texts) if "Brighton" in t)
+    for _ in range(brighton):
+        page.press("#address-search", "ArrowDown")
+    page.press("#address-search", "Enter")
+    page.wait_for_selector("#place [data-k=police_districts][data-code=D14]")
+    assert page.get_attribute("#place [data-k=neighborhoods]", "data-code") == "brighton" or \
+        "Brighton" in page.inner_text("#place [data-k=neighborhoods]")
+
+
+def test_list_questions_render_as_checkboxes_and_are_checked(page, live_server, staff, conn):
+    _open_console(page, live_server, staff["agent"])
+    _pick(page, "#address-search", "615 E Fourth St", "615")
+    _pick(page, "#service-search", "graffiti", "Graffiti")
+    boxes = page.locator("#attributes fieldset.checks input[type=checkbox]")
+    assert boxes.count() >= 2
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector("#form-message:not([hidden])")
+    assert "required" in page.inner_text("#form-message")
+    boxes.nth(0).check()
+    boxes.nth(1).check()
+    chosen = [boxes.nth(0).get_attribute("value"), boxes.nth(1).get_attribute("value")]
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector("#ticket-number")
+    attrs = conn.scalar(text("SELECT attributes FROM service_requests WHERE public_id = :p"),
+                        {"p": page.inner_text("#ticket-number").strip()})
+    code = page.get_attribute("#attributes fieldset.checks", "data-code")
+    assert sorted(attrs[code]) == sorted(chosen)

@@ -232,6 +232,7 @@ async function attach(dupe) {
 function showTicket(t, heading) {
   state.done = true;
   $("actions").hidden = true;
+  document.querySelector(".dock .routing").hidden = true;
   $("submit").disabled = true;
   const box = $("ticket");
   box.hidden = false;
@@ -256,6 +257,7 @@ function newCall() {
   whereMessage(null); formMessage(null); showRouting(null); showDuplicates(null);
   mapView.clearPin();
   $("actions").hidden = false;
+  document.querySelector(".dock .routing").hidden = false;
   $("submit").disabled = false;
   history.replaceState(null, "", "/agent/");
   $("c-phone").focus();
@@ -273,7 +275,7 @@ function showCaller(data) {
   box.replaceChildren(el("p", { class: "muted" }, head), el("ul", {}, data.tickets.map((t) => el("li", {},
     el("button", { type: "button", class: `ticket-line ${t.status}`, onclick: () => mapView.flyTo(t.lat, t.lon) },
        el("strong", {}, `#${t.public_id}`), ` ${t.service_name} · `, el("span", { class: "status" }, t.status.replace("_", " ")),
-       el("span", { class: "muted" }, ` · ${t.address || ""} · ${formatDate(t.requested_at)}`))))));
+       el("span", { class: "muted" }, ` · ${[t.address, formatDate(t.requested_at)].filter(Boolean).join(" · ")}`))))));
 }
 
 async function lookupCaller() {
