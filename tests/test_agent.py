@@ -177,3 +177,31 @@ def test_live_events_relay_notify_over_one_listening_connection(app, staff, engi
     while hub_for(app).subscriber_count() > baseline and time.monotonic() < deadline:
         time.sleep(0.05)
     assert hub_for(app).subscriber_count() <= baseline     # closed streams leave nothing behind
+
+
+def test_live_events_survive_the_listener_connection_being_killed(app, staff, engine, monkeypatch):
+    monkeypatch.setitem(app.config, "AGENT_SSE_KEEPALIVE_SECONDS", 0.2)
+    client = app.test_client()
+    login(client, staff["agent"])
+    response = client.get("/agent/events", buffered=False)
+    out, stop = [], threading.Event()
+    threading.Thread(target=_read_events, args=(response, out, stop), daemon=True).start()
+    deadline = time.monotonic() + 10
+    while not any("event: ready" in x for x in out) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with engine.connect() as c:   # what a database restart does to the listener
+        killed = c.scalar(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                               "WHERE datname = current_database() AND query ILIKE 'LISTEN pin311_requests%'"))
+        assert killed == 1
+    deadline = time.monotonic() + 15
+    while not any("event: resync" in x for x in out) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert any("event: resync" in x for x in out), "clients are told to reload after a reconnect"
+    with engine.connect() as c:
+        ticket = _ticket(c)
+    want = f'"public_id": "{ticket["public_id"]}"'
+    deadline = time.monotonic() + 5
+    while not any(want in x for x in out) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    assert any(want in x for x in out)

@@ -71,6 +71,8 @@ export function createMap(settings, { onPlace }) {
   maplibregl.setWorkerUrl(document.querySelector('script[data-worker]').dataset.worker);
   const map = new maplibregl.Map({ container: "map", style: baseStyle(settings), center: BOSTON, zoom: 11.3,
                                    attributionControl: false, keyboard: true });
+  // The "Where" card covers the map's top-left: centre things in the part of the map one can see.
+  map.setPadding({ left: 400, top: 0, right: 0, bottom: 0 });
   map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-right");
   map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-right");
   const pin = new maplibregl.Marker({ draggable: true, color: "#cf222e" });
@@ -127,7 +129,7 @@ export function createMap(settings, { onPlace }) {
     map, ready, refreshRequests,
     setPin(lat, lon, { fly = false } = {}) {
       place(lat, lon);
-      if (fly) map.flyTo({ center: [lon, lat], zoom: Math.max(map.getZoom(), 16), speed: 2.2 });
+      if (fly) map.flyTo({ center: [lon, lat], zoom: Math.max(map.getZoom(), 15.5), speed: 2.2 });
     },
     clearPin() { pin.remove(); pinShown = false; },
     async showDuplicates(list) {

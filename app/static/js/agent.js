@@ -161,7 +161,8 @@ function chooseService(s) {
   $("service-search").value = s.service_name;
   const chosen = $("service-chosen");
   chosen.hidden = false;
-  chosen.replaceChildren(el("strong", {}, s.service_name), s.description ? ` — ${s.description}` : "");
+  chosen.title = s.description || "";
+  chosen.replaceChildren(el("strong", {}, s.service_name), s.group ? el("span", { class: "muted" }, ` · ${s.group}`) : "");
   renderAttributes($("attributes"), s);
   if (state.located) { showRouting(state.located); locate(); } else showRouting(null);
   const first = $("attributes").querySelector("input, select, textarea");
