@@ -239,6 +239,11 @@ def test_a_whole_call_by_keyboard_with_visible_focus(page, live_server, staff, c
     page.wait_for_selector("#address-options li[role=option]")
     page.keyboard.press("Enter")
     page.wait_for_selector("#place [data-k=police_districts][data-code=C6]")
+    page.focus(".maplibregl-marker")                          # the pin moves with the arrow keys too
+    lon_before = page.evaluate("window.pin311Console.state.lon")
+    page.keyboard.press("Shift+ArrowRight")
+    page.wait_for_function("(x) => window.pin311Console.state.lon > x", arg=lon_before)
+    page.keyboard.press("Shift+ArrowLeft")
     page.keyboard.press("Alt+c")
     page.keyboard.type("stray dog")
     page.wait_for_selector("#service-options li[role=option]:has-text('Animal Generic Request')")

@@ -93,11 +93,27 @@ export function createMap(settings, { onPlace }) {
     }
   });
 
+  // Keyboard: with the pin focused, arrow keys move it 10 m (Shift: 50 m), like a drag.
+  pin.getElement().addEventListener("keydown", (e) => {
+    const step = { ArrowUp: [1, 0], ArrowDown: [-1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] }[e.key];
+    if (!step) return;
+    e.preventDefault();
+    e.stopPropagation();
+    const metres = e.shiftKey ? 50 : 10;
+    const p = pin.getLngLat();
+    const lat = p.lat + (step[0] * metres) / 111320;
+    const lon = p.lng + (step[1] * metres) / (111320 * Math.cos((p.lat * Math.PI) / 180));
+    place(lat, lon);
+    throttledDrag();
+  });
+
   function place(lat, lon) {
     pin.setLngLat([lon, lat]);
     if (!pinShown) { pin.addTo(map); pinShown = true; }
     const el = pin.getElement();
-    el.setAttribute("aria-label", "Pin (drag to move)");
+    el.setAttribute("tabindex", "0");
+    el.setAttribute("role", "button");
+    el.setAttribute("aria-label", "Pin: drag it, or use the arrow keys to move it (Shift: 50 m)");
     el.dataset.lat = lat.toFixed(6);
     el.dataset.lon = lon.toFixed(6);
   }
