@@ -308,6 +308,22 @@ def test_list_questions_render_as_checkboxes_and_are_checked(page, live_server, 
     assert sorted(attrs[code]) == sorted(chosen)
 
 
+
+def test_the_apis_own_refusals_are_shown_in_the_panel(page, live_server, staff, conn):
+    """A question the server requires but the page did not (a catalogue edited mid-call) is named, not dumped."""
+    before = conn.scalar(text("SELECT count(*) FROM service_requests"))
+    _open_console(page, live_server, staff["agent"])
+    _pick(page, "#address-search", "615 E Fourth St", "615")
+    _pick(page, "#service-search", "dog", "Animal Generic Request")
+    page.evaluate("() => { window.pin311Console.state.service.attributes.forEach((a) => { a.required = false; }); }")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector("#form-message:not([hidden])")
+    assert "What kind of animal? is required" in page.inner_text("#form-message")
+    assert page.get_attribute("#attr-animal_type", "aria-invalid") == "true"
+    assert "required" in page.inner_text("#attr-animal_type-err")
+    assert conn.scalar(text("SELECT count(*) FROM service_requests")) == before
+
+
 @pytest.mark.skipif(not __import__("os").environ.get("PIN311_README_SHOT"),
                     reason="makes app/static/img/console.png for the README (PIN311_README_SHOT=1)")
 def test_readme_screenshot(page, live_server, staff, conn):
