@@ -63,7 +63,7 @@ SELECT pt.i, d.name
 
 _RECENT_WORK = text("""
 SELECT r.public_id, sv.name AS service_name, r.status, r.address, r.requested_at, e.actor,
-       c.name AS crew_name
+       c.name AS crew_name, ST_Y(r.geom) AS lat, ST_X(r.geom) AS lon
   FROM request_events e
   JOIN service_requests r ON r.id = e.request_id
   JOIN services sv ON sv.code = r.service_code

@@ -4,7 +4,7 @@ import { el } from "./agent-api.js";
 const FEED_MAX = 8;
 const VERB = { INSERT: "new", UPDATE: "now" };
 
-export function startLive({ onRequest, onResync }) {
+export function startLive({ names = {}, onRequest, onResync }) {
   const status = document.getElementById("live-status");
   const feed = document.getElementById("live-feed");
   const setStatus = (state, text) => { status.dataset.state = state; status.textContent = text; };
@@ -15,7 +15,7 @@ export function startLive({ onRequest, onResync }) {
     let m;
     try { m = JSON.parse(e.data); } catch { return; }
     feed.prepend(el("li", { "data-public-id": m.public_id },
-      el("strong", {}, `#${m.public_id}`), ` ${m.service_code} · ${VERB[m.op] || ""} ${String(m.status || "").replace("_", " ")}`,
+      el("strong", {}, `#${m.public_id}`), ` ${names[m.service_code] || m.service_code} · ${VERB[m.op] || ""} ${String(m.status || "").replace("_", " ")}`,
       el("span", { class: "muted" }, ` · ${new Date().toLocaleTimeString()}`)));
     while (feed.children.length > FEED_MAX) feed.lastChild.remove();
     onRequest(m);

@@ -290,8 +290,9 @@ async function loadRecent() {
   try {
     const { tickets } = await api("/agent/recent");
     $("recent-list").replaceChildren(...tickets.map((t) => el("li", {},
-      el("strong", {}, `#${t.public_id}`), ` ${t.service_name} · ${t.status.replace("_", " ")}`,
-      el("span", { class: "muted" }, ` · ${t.crew_name || "unrouted"} · ${settings.role !== "agent" ? t.actor + " · " : ""}${formatDate(t.requested_at)}`))));
+      el("button", { type: "button", class: `ticket-line ${t.status}`, onclick: () => mapView.flyTo(t.lat, t.lon) },
+        el("strong", {}, `#${t.public_id}`), ` ${t.service_name} · `, el("span", { class: "status" }, t.status.replace("_", " ")),
+        el("span", { class: "muted" }, ` · ${t.crew_name || "unrouted"} · ${settings.role !== "agent" ? t.actor + " · " : ""}${formatDate(t.requested_at)}`)))));
   } catch { /* shown again on the next ticket */ }
 }
 
@@ -318,5 +319,9 @@ if (call) showCaller(call);
 showDuplicates(null);
 loadRecent();
 const relocateSoon = debounce(() => { if (state.lat !== null && !state.done) locate(); }, 400);
-startLive({ onRequest: () => { mapView.refreshRequests(); relocateSoon(); }, onResync: () => mapView.refreshRequests() });
+// Category names for the live feed (the notification carries only the code).
+const serviceNames = {};
+api("/api/v1/services?limit=200").then(({ services }) => services.forEach((s) => { serviceNames[s.service_code] = s.service_name; }))
+  .catch(() => {});
+startLive({ names: serviceNames, onRequest: () => { mapView.refreshRequests(); relocateSoon(); }, onResync: () => mapView.refreshRequests() });
 (call ? $("address-search") : $("c-phone")).focus();
