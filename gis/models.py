@@ -281,4 +281,13 @@ class ApiKey(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+# --- migration 0003 (issue 8): one counter per data source, bumped by triggers at commit; map caches
+# key on it. The public view `public_requests` of the same migration is described in gis/public.py.
+class DataVersion(Base):
+    __tablename__ = "data_versions"
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
 __all__ = [name for name in dir() if name[:1].isupper()]

@@ -1,0 +1,113 @@
+"""THE public view of service requests: what residents, tiles, feeds and published layers may see.
+
+The view `public_requests` (migration 0003) is the one definition. It never joins contacts, carries
+no description, leaves out non-public services, and shows a sensitive service's request only snapped
+to a 250 m grid (in EPSG:3857), with a street-only address and no photo. Import `public_requests`
+(a SQLAlchemy table clause over the view) or query the view by name; never read service_requests
+directly for a public output.
+
+Columns: objectid (int), public_id, service_code, service_name, service_group, status, closure_reason,
+requested_at, updated_at, expected_at, closed_at, address, districts (jsonb {layer: code}),
+coarsened (bool), media_url, geom (Point, EPSG:4326).
+"""
+import math
+
+from geoalchemy2 import Geometry
+from sqlalchemy import BigInteger, Boolean, DateTime, Text, and_, column, func, select, table, text
+from sqlalchemy.dialects.postgresql import JSONB
+
+from gis.errors import InvalidInput
+
+public_requests = table(
+    "public_requests",
+    column("objectid", BigInteger), column("public_id", Text), column("service_code", Text),
+    column("service_name", Text), column("service_group", Text), column("status", Text),
+    column("closure_reason", Text), column("requested_at", DateTime(timezone=True)),
+    column("updated_at", DateTime(timezone=True)), column("expected_at", DateTime(timezone=True)),
+    column("closed_at", DateTime(timezone=True)), column("address", Text), column("districts", JSONB),
+    column("coarsened", Boolean), column("media_url", Text), column("geom", Geometry("POINT", 4326)),
+)
+_raw = table("service_requests", column("id", BigInteger), column("geom", Geometry("POINT", 4326)))
+
+# A snapped point moves at most half a 250 m cell diagonal (3857 units); this many degrees covers it
+# up to ~60° latitude, so an index search on the raw points with this margin finds every public point.
+SNAP_MARGIN_DEG = 0.004
+
+
+def in_envelope(minx, miny, maxx, maxy):
+    """A condition on public_requests: the public point lies in the envelope (EPSG:4326).
+
+    Uses the GiST index on the raw points (widened by the snap margin), then tests the public point,
+    so coarsened points are judged where the public sees them.
+    """
+    env = func.ST_MakeEnvelope(minx, miny, maxx, maxy, 4326)
+    near_ids = select(_raw.c.id).where(_raw.c.geom.op("&&")(func.ST_Expand(env, SNAP_MARGIN_DEG)))
+    return and_(public_requests.c.objectid.in_(near_ids), func.ST_Intersects(public_requests.c.geom, env))
+
+
+def data_version(conn, source="requests"):
+    """The counter bumped at every commit that changes `source` ("requests" or "layers")."""
+    return conn.execute(text("SELECT version FROM data_versions WHERE name = :n"), {"n": source}).scalar() or 0
+
+
+_CARD = text("""
+SELECT public_id, service_code, service_name, service_group, status, closure_reason, requested_at,
+       updated_at, expected_at, closed_at, address, districts, coarsened, media_url,
+       ST_Y(geom) AS lat, ST_X(geom) AS lon, objectid
+  FROM public_requests WHERE public_id = :pid""")
+
+
+def status_card(conn, public_id):
+    """One request as the public sees it (dict, without its internal id), or None."""
+    pid = str(public_id or "").strip()
+    if not pid.isdigit() or len(pid) > 20:
+        return None
+    row = conn.execute(_CARD, {"pid": pid}).first()
+    if row is None:
+        return None
+    card = dict(row._mapping)
+    card.pop("objectid")
+    return card
+
+
+def status_with_history(conn, public_id):
+    """(card, public history) for the status page, or (None, [])."""
+    from gis.lifecycle import history
+    card = status_card(conn, public_id)
+    if card is None:
+        return None, []
+    rid = conn.execute(text("SELECT objectid FROM public_requests WHERE public_id = :p"), {"p": card["public_id"]}).scalar()
+    events = history(conn, rid, public=True)
+    if card["coarsened"]:  # a sensitive request's photos stay private, even in its history
+        events = [{k: v for k, v in e.items() if k != "media"} for e in events]
+    return card, events
+
+
+_NEAR = text("""
+SELECT public_id, service_name, status, requested_at, closed_at, address, coarsened,
+       ST_Y(geom) AS lat, ST_X(geom) AS lon,
+       round(ST_Distance(geom::geography, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography)) AS metres
+  FROM public_requests
+ WHERE objectid IN (SELECT id FROM service_requests
+                     WHERE geom && ST_Expand(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :margin))
+   AND ST_DWithin(geom::geography, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, :radius)
+   AND (status <> 'closed' OR closed_at > now() - make_interval(days => :days))
+ ORDER BY metres, requested_at DESC
+ LIMIT :limit""")
+
+
+def near(conn, lat, lon, radius_m=400, limit=50, closed_days=30):
+    """Open and recently closed public requests within radius_m of a point, nearest first."""
+    try:
+        lat, lon, radius_m = float(lat), float(lon), float(radius_m)
+    except (TypeError, ValueError):
+        raise InvalidInput("lat, lon and radius must be numbers", field="lat") from None
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise InvalidInput("lat/lon out of range", field="lat")
+    if not (0 < radius_m <= 2000):
+        raise InvalidInput("radius must be between 1 and 2000 metres", field="radius")
+    # degrees that surely cover radius_m here (longitude degrees shrink with latitude), plus the snap
+    margin = radius_m / (111_320 * max(math.cos(math.radians(lat)), 0.05)) + SNAP_MARGIN_DEG
+    rows = conn.execute(_NEAR, {"lat": lat, "lon": lon, "radius": radius_m, "limit": int(limit),
+                                "days": int(closed_days), "margin": margin})
+    return [dict(r._mapping) for r in rows]

@@ -1,0 +1,92 @@
+"""public view of requests and data versions for map caches
+
+Revision ID: 0003
+Revises: 0001
+
+`public_requests` is THE public view of service requests (issue 8): no contacts, no descriptions,
+sensitive services snapped to a 250 m grid (in EPSG:3857) with a street-only address and no photo,
+non-public services left out. Everything public (tiles, OGC API, FeatureServer, public pages,
+published layers) reads it.
+
+`data_versions` holds one counter per data source ("requests", "layers"), bumped when the data
+change, so tile and feature caches in any number of workers key on it instead of sharing state.
+The bump runs in a deferred trigger (at commit, once per transaction), so the counter row is locked
+only for the instant of the commit and a reader never sees a new version with old data.
+"""
+from alembic import op
+
+revision = "0003"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+PUBLIC_VIEW = r"""
+CREATE VIEW public_requests AS
+SELECT r.id AS objectid,
+       r.public_id,
+       r.service_code,
+       s.name AS service_name,
+       s.group_name AS service_group,
+       r.status,
+       r.closure_reason,
+       r.requested_at,
+       r.updated_at,
+       r.expected_at,
+       r.closed_at,
+       CASE WHEN s.sensitive
+            THEN nullif(btrim(split_part(regexp_replace(coalesce(r.address, ''),
+                                                        '^\s*[0-9][0-9A-Za-z/-]*\s+', ''), ',', 1)), '')
+            ELSE r.address END AS address,
+       coalesce((SELECT jsonb_object_agg(e.key, e.value ->> 'code') FROM jsonb_each(r.districts) e
+                  WHERE jsonb_typeof(e.value) = 'object'), '{}'::jsonb) AS districts,
+       s.sensitive AS coarsened,
+       CASE WHEN s.sensitive THEN NULL ELSE r.media_url END AS media_url,
+       CASE WHEN s.sensitive
+            THEN ST_Transform(ST_SetSRID(ST_SnapToGrid(ST_Transform(r.geom, 3857), 250), 3857), 4326)
+            ELSE r.geom END AS geom
+  FROM service_requests r
+  JOIN services s ON s.code = r.service_code
+ WHERE s.public
+"""
+
+BUMP = """
+CREATE FUNCTION pin311_bump_data_version() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    flag text := 'pin311.data_version_bumped_' || TG_ARGV[0];
+BEGIN
+    -- once per transaction: row-level deferred triggers fire for every row at commit
+    IF coalesce(current_setting(flag, true), '') = 'on' THEN
+        RETURN NULL;
+    END IF;
+    PERFORM set_config(flag, 'on', true);
+    INSERT INTO data_versions (name, version, changed_at) VALUES (TG_ARGV[0], 1, now())
+    ON CONFLICT (name) DO UPDATE SET version = data_versions.version + 1, changed_at = now();
+    RETURN NULL;
+END $$
+"""
+
+WATCHED = (("service_requests", "requests"), ("services", "requests"),
+           ("districts", "layers"), ("parcels", "layers"), ("layers", "layers"))
+
+
+def upgrade():
+    op.execute(PUBLIC_VIEW)
+    op.execute("""CREATE TABLE data_versions (
+        name text PRIMARY KEY, version bigint NOT NULL DEFAULT 0, changed_at timestamptz NOT NULL DEFAULT now())""")
+    op.execute("INSERT INTO data_versions (name, version) VALUES ('requests', 1), ('layers', 1)")
+    op.execute(BUMP)
+    for table, source in WATCHED:
+        op.execute(f"""CREATE CONSTRAINT TRIGGER {table}_data_version AFTER INSERT OR UPDATE OR DELETE ON {table}
+                       DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
+                       EXECUTE FUNCTION pin311_bump_data_version('{source}')""")
+        op.execute(f"""CREATE TRIGGER {table}_data_version_truncate AFTER TRUNCATE ON {table}
+                       FOR EACH STATEMENT EXECUTE FUNCTION pin311_bump_data_version('{source}')""")
+
+
+def downgrade():
+    for table, _ in WATCHED:
+        op.execute(f"DROP TRIGGER IF EXISTS {table}_data_version_truncate ON {table}")
+        op.execute(f"DROP TRIGGER IF EXISTS {table}_data_version ON {table}")
+    op.execute("DROP FUNCTION IF EXISTS pin311_bump_data_version()")
+    op.execute("DROP TABLE IF EXISTS data_versions")
+    op.execute("DROP VIEW IF EXISTS public_requests")
