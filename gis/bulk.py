@@ -5,6 +5,7 @@ rules as live intake (gis.routing), then COPYed into a staging table and moved i
 (with one 'created' event each, and a 'closed' event for closed ones) in one statement. The import is
 all-or-nothing; rows already present (same public id) are skipped, so a re-run adds nothing.
 """
+import csv
 import io
 import json
 from collections import Counter
@@ -33,11 +34,12 @@ class BulkReport:
     read: int = 0
     loaded: int = 0
     already_present: int = 0
+    duplicates: int = 0          # rows repeating an id seen earlier in the same file
     refused: Counter = field(default_factory=Counter)
 
     def summary(self):
         lines = [f"requests from {self.source}: read {self.read:,}, loaded {self.loaded:,}, "
-                 f"already present {self.already_present:,}"]
+                 f"already present {self.already_present:,}, repeated in the file {self.duplicates:,}"]
         for reason, count in self.refused.most_common():
             lines.append(f"  refused {count:,}: {reason}")
         return "\n".join(lines)
@@ -121,9 +123,7 @@ def _localize(series, tz):
     return series.dt.tz_localize(tz, ambiguous="NaT", nonexistent="shift_forward").dt.tz_convert("UTC")
 
 
-def _copy(value):
-    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NaT:
-        return "\\N"
+def _copy_text(value):
     return str(value).replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
@@ -161,6 +161,8 @@ def import_requests(engine, path, fmt, service_code=None, progress=True):
     with engine.begin() as conn:
         # Bulk loads must not flood the live map's LISTEN channel with one notice per row.
         conn.execute(text("SET LOCAL pin311.bulk = 'on'"))
+        # The engine's 5 s statement timeout is for web requests; moving a million rows takes longer.
+        conn.execute(text("SET LOCAL statement_timeout = '15min'"))
         services = {r.name.lower(): r.code for r in conn.execute(text("SELECT code, name FROM services"))}
         codes = set(services.values())
         if service_code:
@@ -198,18 +200,23 @@ def import_requests(engine, path, fmt, service_code=None, progress=True):
         cols = ["public_id", "code", "status", "closure_reason", "description", "address", "lon", "lat",
                 "parcel_id", "districts", "crew_id", "routed_by", "channel", "requested_at", "expected_at",
                 "closed_at"]
-        for start in range(0, len(df), CHUNK):
-            part = df.iloc[start:start + CHUNK]
+        table = df[cols].copy()
+        for col in ("public_id", "description", "address", "routed_by", "districts"):   # COPY text escapes
+            table[col] = table[col].astype(object).where(table[col].notna(), None)
+            table[col] = table[col].map(_copy_text, na_action="ignore")
+        for start in range(0, len(table), CHUNK):
+            part = table.iloc[start:start + CHUNK]
             buffer = io.StringIO()
-            for row in part[cols].itertuples(index=False, name=None):
-                buffer.write("\t".join(_copy(v) for v in row) + "\n")
+            part.to_csv(buffer, sep="\t", header=False, index=False, na_rep="\\N", quoting=csv.QUOTE_NONE,
+                        escapechar=None, lineterminator="\n")
             buffer.seek(0)
             cursor.copy_expert("COPY bulk_staging FROM STDIN", buffer)
             bar.update(len(part))
         bar.update(report.read - bar.n)
         bar.close()
         report.loaded = conn.execute(MOVE).scalar_one()
-        report.already_present = len(df) - report.loaded
+        report.duplicates = len(df) - df["public_id"].nunique()
+        report.already_present = len(df) - report.duplicates - report.loaded
     return report
 
 

@@ -15,6 +15,7 @@ FUZZY_MIN_SIMILARITY = 0.45
 INTERSECTION_MAX_GAP_M = 250   # two streets whose nearest addresses are further apart do not cross
 SAME_PLACE_M = 60              # candidates closer than this are one place
 MAX_QUERY = 300
+LOCALITY_PENALTY = 0.1         # the caller named another neighbourhood or ZIP than the candidate's
 
 
 @dataclass
@@ -79,11 +80,13 @@ def _candidate(row, match, score):
 
 
 def _locality_bonus(cand, parsed):
+    """A little for each locality the caller gave that agrees, a penalty for one that contradicts:
+    "100 Tremont St, Brighton" must not tie with 100 Tremont St downtown (both score 1.0 otherwise)."""
     bonus = 0.0
-    if parsed.zip and cand.zip == parsed.zip:
-        bonus += 0.05
-    if parsed.city and cand.city and parsed.city.lower() == cand.city.lower():
-        bonus += 0.05
+    if parsed.zip and cand.zip:
+        bonus += 0.05 if cand.zip == parsed.zip else -LOCALITY_PENALTY
+    if parsed.city and cand.city:
+        bonus += 0.05 if parsed.city.lower() == cand.city.lower() else -LOCALITY_PENALTY
     return bonus
 
 
@@ -100,17 +103,26 @@ def _on_street(conn, parsed, street, base_score):
     below_above = conn.execute(_NEIGHBOURS, {"street": street, "number": number, "parity": parity}).all()
     if len(below_above) == 2:
         lo, hi = sorted(below_above, key=lambda r: r.number)
-        if hi.number - lo.number <= 4 * NUMBER_TOLERANCE and (lo.city == hi.city or not parsed.city):
-            t = (number - lo.number) / (hi.number - lo.number)
-            label = f"{parsed.number_text or number} {street.title()}" + (f", {lo.city}" if lo.city else "")
-            found.append(Candidate(label, lo.lat + t * (hi.lat - lo.lat), lo.lon + t * (hi.lon - lo.lon),
-                                   "interpolated", round(0.85 * base_score, 3), None, lo.city, lo.zip))
+        cand = _interpolate(parsed, street, lo, hi, base_score)
+        if cand:
+            found.append(cand)
     if not found:
         rows = conn.execute(_NEAR_NUMBER, {"street": street, "number": number, "tol": NUMBER_TOLERANCE,
                                            "parity": parity}).all()
         for r in rows[:1]:
             found.append(_candidate(r, "fuzzy", 0.7 * base_score * (1 - abs(r.number - number) / 100)))
     return found
+
+
+def _interpolate(parsed, street, lo, hi, base_score):
+    """A point between the nearest lower and higher numbers of the same parity, when they are close."""
+    number = parsed.number
+    if hi.number - lo.number > 4 * NUMBER_TOLERANCE or (lo.city != hi.city and parsed.city):
+        return None
+    t = (number - lo.number) / (hi.number - lo.number)
+    label = f"{parsed.number_text or number} {street.title()}" + (f", {lo.city}" if lo.city else "")
+    return Candidate(label, lo.lat + t * (hi.lat - lo.lat), lo.lon + t * (hi.lon - lo.lon),
+                     "interpolated", round(0.85 * base_score, 3), None, lo.city, lo.zip)
 
 
 def _streets_like(conn, street):
@@ -194,3 +206,103 @@ def address_point(conn, address_id):
     row = conn.execute(text("SELECT id, address, city, zip, parcel_id, ST_Y(geom) AS lat, ST_X(geom) AS lon "
                             "FROM address_points WHERE id = :id"), {"id": address_id}).first()
     return _candidate(row, "exact", 1.0) if row else None
+
+
+# --- many addresses at once (the `pin311 geocode` CLI) ----------------------------------------------
+
+_BATCH_STAGING = """CREATE TEMP TABLE geocode_batch (idx int, street text, number int, number_text text)
+                    ON COMMIT DROP"""
+_BATCH_EXACT = text("""
+    SELECT b.idx, a.id, a.address, a.city, a.zip, a.parcel_id, ST_Y(a.geom) AS lat, ST_X(a.geom) AS lon
+      FROM geocode_batch b JOIN address_points a ON a.street = b.street AND a.number = b.number
+     ORDER BY b.idx, (a.number_text = b.number_text) DESC, a.id""")
+
+
+_BATCH_BETWEEN = text("""
+    SELECT b.idx, lo.number AS lo_number, lo.lat AS lo_lat, lo.lon AS lo_lon, lo.city AS lo_city,
+           lo.zip AS lo_zip, hi.number AS hi_number, hi.lat AS hi_lat, hi.lon AS hi_lon, hi.city AS hi_city
+      FROM geocode_batch b
+      CROSS JOIN LATERAL (SELECT number, ST_Y(geom) AS lat, ST_X(geom) AS lon, city, zip FROM address_points a
+                           WHERE a.street = b.street AND a.number < b.number AND a.number % 2 = b.number % 2
+                           ORDER BY a.number DESC LIMIT 1) lo
+      CROSS JOIN LATERAL (SELECT number, ST_Y(geom) AS lat, ST_X(geom) AS lon, city FROM address_points a
+                           WHERE a.street = b.street AND a.number > b.number AND a.number % 2 = b.number % 2
+                           ORDER BY a.number LIMIT 1) hi
+     WHERE NOT EXISTS (SELECT 1 FROM address_points a WHERE a.street = b.street AND a.number = b.number)""")
+
+
+class _End:
+    def __init__(self, row, side):
+        self.number = getattr(row, f"{side}_number")
+        self.lat, self.lon = getattr(row, f"{side}_lat"), getattr(row, f"{side}_lon")
+        self.city = getattr(row, f"{side}_city")
+        self.zip = getattr(row, "lo_zip")
+
+
+def _tsv(value):
+    if value is None:
+        return "\\N"
+    return str(value).replace("\\", "\\\\").replace("\t", " ").replace("\n", " ").replace("\r", " ")
+
+
+def geocode_many(conn, queries, ambiguity_gap=0.05, progress=None):
+    """The best candidate for each query (None when nothing matches), in the order given.
+
+    Set-based: every distinct query is parsed once, then ONE join through a temporary table finds all
+    exact street + number matches, and one more interpolates numbers between known ones; only the rest (intersections, misspelt streets, numbers between
+    known ones) go through `geocode` one by one. The same scoring as `geocode` applies, so a batch
+    row and a single lookup agree. A query whose best places tie (within ambiguity_gap) is returned
+    as a Candidate with match "ambiguous" and no point: a file row must not silently pick one.
+    `progress(n)` is called with the number of distinct queries resolved since the last call.
+    """
+    queries = [(q or "").strip()[:MAX_QUERY] for q in queries]
+    distinct = list(dict.fromkeys(q for q in queries if q))
+    parsed = {}
+    staged = []
+    for i, q in enumerate(distinct):
+        if addr.split_intersection(q):
+            continue
+        p = addr.parse(q)
+        if p.street and p.number is not None:
+            parsed[i] = p
+            staged.append(f"{i}\t{_tsv(p.street)}\t{p.number}\t{_tsv(p.number_text)}\n")
+    found = {}
+    if staged:
+        import io
+        conn.execute(text("DROP TABLE IF EXISTS geocode_batch"))
+        conn.execute(text(_BATCH_STAGING))
+        cursor = conn.connection.driver_connection.cursor()
+        cursor.copy_expert("COPY geocode_batch FROM STDIN", io.StringIO("".join(staged)))
+        conn.execute(text("ANALYZE geocode_batch"))
+        groups = {}
+        for row in conn.execute(_BATCH_EXACT):
+            groups.setdefault(row.idx, []).append(row)
+        for i, rows in groups.items():
+            cands = [_candidate(r, "exact", 1.0) for r in rows]
+            for c in cands:
+                c.score = round(min(1.0, c.score + _locality_bonus(c, parsed[i])), 3)
+            found[i] = _decide(_distinct_places(cands, 2), ambiguity_gap)
+        for row in conn.execute(_BATCH_BETWEEN):   # the number lies between two known ones: interpolate
+            cand = _interpolate(parsed[row.idx], parsed[row.idx].street, _End(row, "lo"), _End(row, "hi"), 1.0)
+            if cand:
+                cand.score = round(min(1.0, cand.score + _locality_bonus(cand, parsed[row.idx])), 3)
+                found[row.idx] = cand
+        conn.execute(text("DROP TABLE geocode_batch"))
+    if progress:
+        progress(len(found))
+    for i, q in enumerate(distinct):
+        if i not in found:
+            found[i] = _decide(geocode(conn, q, limit=2), ambiguity_gap)
+            if progress:
+                progress(1)
+    by_query = {q: found[i] for i, q in enumerate(distinct)}
+    return [by_query.get(q) if q else None for q in queries]
+
+
+def _decide(cands, gap):
+    if not cands:
+        return None
+    if len(cands) > 1 and cands[0].score - cands[1].score <= gap:
+        best = cands[0]
+        return Candidate(best.address, None, None, "ambiguous", best.score)
+    return cands[0]
