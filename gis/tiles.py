@@ -47,15 +47,16 @@ candidates AS (
 ),
 rows AS (
   SELECT p.public_id, p.service_code, p.service_name, p.status, to_char(p.requested_at, 'YYYY-MM-DD') AS requested,
-         p.coarsened, ST_AsMVTGeom(ST_Transform(p.geom, 3857), box.env, {EXTENT}, {BUFFER}, true) AS geom
+         p.coarsened, ST_AsMVTGeom(ST_Transform(p.geom, 3857), box.env, {EXTENT}, {{buffer}}, true) AS geom
     FROM public_requests p, box
    WHERE p.objectid IN (SELECT id FROM candidates) {_FILTER_SQL}
 )"""
 
-REQUESTS_POINTS = text(_REQUEST_ROWS + """
+REQUESTS_POINTS = text(_REQUEST_ROWS.format(buffer=BUFFER) + """
 SELECT ST_AsMVT(rows, 'requests', 4096, 'geom') FROM rows WHERE geom IS NOT NULL""")
 
-REQUESTS_CLUSTERS = text(_REQUEST_ROWS + f"""
+# no buffer: a request is counted in exactly one tile's clusters
+REQUESTS_CLUSTERS = text(_REQUEST_ROWS.format(buffer=0) + f"""
 , cells AS (
   SELECT ST_SnapToGrid(ST_Centroid(ST_Collect(geom)), 1) AS geom, count(*) AS count,
          count(*) FILTER (WHERE status <> 'closed') AS open
