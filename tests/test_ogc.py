@@ -1,0 +1,109 @@
+"""OGC API – Features: GDAL's OAPIF driver and OWSLib read every feature; filters, paging, CSV."""
+import csv
+import io
+import subprocess
+
+from owslib.ogcapi.features import Features
+from sqlalchemy import text
+
+from tests.test_tiles import CONTACT, SOUTH_BOSTON, submit
+
+
+def _db_count(conn, sql="SELECT count(*) FROM public_requests", **params):
+    return conn.execute(text(sql), params).scalar()
+
+
+def test_landing_conformance_and_collections(client):
+    landing = client.get("/ogc/").get_json()
+    rels = {link["rel"] for link in landing["links"]}
+    assert {"self", "conformance", "data"} <= rels
+    conf = client.get("/ogc/conformance").get_json()["conformsTo"]
+    assert "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson" in conf
+    colls = {c["id"]: c for c in client.get("/ogc/collections").get_json()["collections"]}
+    assert {"requests", "city_boundary", "wards", "precincts", "neighborhoods", "police_districts", "parcels"} <= set(colls)
+    bbox = colls["requests"]["extent"]["spatial"]["bbox"][0]
+    assert bbox[0] < SOUTH_BOSTON[1] < bbox[2] and bbox[1] < SOUTH_BOSTON[0] < bbox[3]
+    assert client.get("/ogc/collections/nope").status_code == 404
+
+
+def test_items_filters_paging_links_and_single_item(client, conn):
+    ticket = submit(conn)
+    page = client.get("/ogc/collections/requests/items?limit=5&offset=0&status=open")
+    assert page.mimetype == "application/geo+json"
+    body = page.get_json()
+    assert body["numberMatched"] == _db_count(conn, "SELECT count(*) FROM public_requests WHERE status = 'open'")
+    assert body["numberReturned"] == 5 and len(body["features"]) == 5
+    assert all(f["properties"]["status"] == "open" for f in body["features"])
+    links = {link["rel"]: link["href"] for link in body["links"]}
+    assert "next" in links and "prev" not in links and "offset=5" in links["next"] and "status=open" in links["next"]
+    second = client.get(links["next"].replace("http://localhost", "")).get_json()
+    assert "prev" in {link["rel"] for link in second["links"]}
+    assert not {f["id"] for f in second["features"]} & {f["id"] for f in body["features"]}
+
+    lat, lon = SOUTH_BOSTON
+    box = f"{lon - 0.001},{lat - 0.001},{lon + 0.001},{lat + 0.001}"
+    near = client.get(f"/ogc/collections/requests/items?bbox={box}&limit=1000").get_json()
+    assert ticket["public_id"] in {f["id"] for f in near["features"]}
+    assert near["numberMatched"] == _db_count(
+        conn, "SELECT count(*) FROM public_requests WHERE ST_Intersects(geom, ST_MakeEnvelope(:a, :b, :c, :d, 4326))",
+        a=lon - 0.001, b=lat - 0.001, c=lon + 0.001, d=lat + 0.001)
+    today = ticket["requested_at"].date().isoformat()
+    dated = client.get(f"/ogc/collections/requests/items?datetime={today}/..&service_code=animal-generic").get_json()
+    assert ticket["public_id"] in {f["id"] for f in dated["features"]}
+    old = client.get("/ogc/collections/requests/items?datetime=../2001-01-01").get_json()
+    assert old["numberMatched"] == 0
+
+    one = client.get(f"/ogc/collections/requests/items/{ticket['public_id']}").get_json()
+    assert one["properties"]["service_code"] == "animal-generic" and one["geometry"]["type"] == "Point"
+    assert "description" not in one["properties"]
+    ward = client.get("/ogc/collections/wards/items/6").get_json()
+    assert ward["geometry"]["type"] == "MultiPolygon" and ward["properties"]["code"] == "6"
+    assert client.get("/ogc/collections/requests/items/999999999999999").status_code == 404
+    for bad in ("bbox=1,2,3", "bbox=a,b,c,d", "datetime=yesterday", "limit=-1", "objectid=abc"):
+        res = client.get(f"/ogc/collections/requests/items?{bad}")
+        assert res.status_code == 400 and res.is_json, bad
+
+
+def test_csv_export_has_every_field_and_no_contact(client, conn):
+    ticket = submit(conn)
+    res = client.get("/ogc/collections/requests/items?f=csv&service_code=animal-generic&status=open")
+    assert res.mimetype == "text/csv"
+    rows = list(csv.DictReader(io.StringIO(res.get_data(as_text=True))))
+    mine = next(r for r in rows if r["public_id"] == ticket["public_id"])
+    assert mine["wards"] == "6" and mine["police_districts"] == "C6" and float(mine["latitude"]) > 42
+    blob = res.get_data(as_text=True)
+    for value in CONTACT.values():
+        assert value not in blob
+
+
+def test_gdal_oapif_reads_every_feature(live_server, conn):
+    submit(conn)
+    url = f"OAPIF:{live_server}/ogc"
+    summary = subprocess.run(["ogrinfo", "-ro", "-so", "-al", url], capture_output=True, text=True, timeout=300)
+    assert summary.returncode == 0, summary.stderr
+    for layer in ("requests", "wards", "police_districts", "parcels"):
+        assert f"Layer name: {layer}" in summary.stdout
+    for layer, sql in (("requests", "SELECT count(*) FROM public_requests"),
+                       ("wards", "SELECT count(*) FROM districts d JOIN layers l ON l.id = d.layer_id "
+                                 "WHERE l.name = 'wards'")):
+        full = subprocess.run(["ogrinfo", "-ro", "-q", "-oo", "PAGE_SIZE=5000", "-fields=NO", "-geom=NO", url, layer],
+                              capture_output=True, text=True, timeout=300)
+        assert full.returncode == 0, full.stderr
+        assert full.stdout.count(f"OGRFeature({layer})") == _db_count(conn, sql) > 0
+
+
+def test_owslib_pages_through_everything(live_server, conn):
+    api = Features(f"{live_server}/ogc")
+    assert "requests" in {c["id"] for c in api.collections()["collections"]}
+    seen, offset = set(), 0
+    while True:
+        page = api.collection_items("requests", limit=5000, offset=offset)
+        if not page["features"]:
+            break
+        seen.update(f["id"] for f in page["features"])
+        offset += page["numberReturned"]
+        if not any(link["rel"] == "next" for link in page["links"]):
+            break
+    assert len(seen) == _db_count(conn) == page["numberMatched"]
+    wards = api.collection_items("wards", limit=100)
+    assert wards["numberMatched"] == len(wards["features"]) == 22
