@@ -217,8 +217,11 @@ def test_tickets_from_other_agents_arrive_live(page, live_server, staff, engine)
         ticket = _ticket(other_agent, SOUTH_BOSTON[0] - 0.0004, SOUTH_BOSTON[1] + 0.0003)
     page.wait_for_selector(f"#live-feed li[data-public-id='{ticket['public_id']}']", timeout=5000)
     assert time.monotonic() - started < 5
-    page.wait_for_function("""(id) => window.pin311Console.map.querySourceFeatures('requests')
-                                .some((f) => String(f.properties.public_id) === id)""",
+    # On the map too: from the vector tiles (or the console's GeoJSON before the tile service existed).
+    page.wait_for_function("""(id) => {
+        const tiles = JSON.parse(document.getElementById('console-settings').textContent).tiles;
+        return window.pin311Console.map.querySourceFeatures('requests', tiles ? {sourceLayer: 'requests'} : {})
+                 .some((f) => String(f.properties.public_id) === id); }""",
                            arg=ticket["public_id"], timeout=5000)
     screenshot(page, "agent-live")
 

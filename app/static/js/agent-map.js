@@ -16,11 +16,15 @@ function districtSource(settings, layer) {
   return { type: "geojson", data: `/agent/outlines/${layer}.geojson` };
 }
 
+// Open work only; `v` changes after a live event so the browser asks again (the server's tile cache
+// is keyed on the data version, so it answers with fresh tiles).
+const OPEN_STATUSES = "open,acknowledged,in_progress";
+const requestsTiles = (version) => `${location.origin}/tiles/requests/{z}/{x}/{y}.mvt?status=${OPEN_STATUSES}&v=${version}`;
+// The tile server re-reads its data version at most every second: wait a little longer than that.
+const TILE_REFRESH_DELAY_MS = 1500;
+
 function requestsSource(settings, version) {
-  if (settings.tiles) {
-    return { type: "vector", tiles: [`${location.origin}/tiles/requests/{z}/{x}/{y}.mvt?v=${version}`],
-             maxzoom: 16 };
-  }
+  if (settings.tiles) return { type: "vector", tiles: [requestsTiles(version)], maxzoom: 16 };
   return { type: "geojson", data: EMPTY };
 }
 
@@ -58,8 +62,14 @@ function addLayers(map, settings) {
   map.addLayer({ id: "police-line", type: "line", source: "police_districts", ...sourceLayer(settings, "police_districts"),
                  paint: { "line-color": "#12263f", "line-width": ["interpolate", ["linear"], ["zoom"], 11, 1.5, 16, 3.5] } });
   map.addLayer({ id: "city-line", type: "line", source: "city_boundary", paint: { "line-color": "#12263f", "line-width": 2 } });
+  // Below zoom 14 the tiles carry clusters (count, open); from 14 on, one point per request (status).
+  map.addLayer({ id: "requests-clusters", type: "circle", source: "requests", ...sourceLayer(settings, "requests"),
+                 filter: ["all", ["has", "count"], [">", ["get", "open"], 0]],
+                 paint: { "circle-color": "#cf222e", "circle-opacity": 0.55, "circle-stroke-color": "#fff",
+                          "circle-stroke-width": 0.5,
+                          "circle-radius": ["interpolate", ["linear"], ["get", "open"], 1, 2.5, 20, 6, 200, 12] } });
   map.addLayer({ id: "requests", type: "circle", source: "requests", ...sourceLayer(settings, "requests"),
-                 filter: ["!=", ["get", "status"], "closed"],
+                 filter: ["all", ["has", "status"], ["!=", ["get", "status"], "closed"]],
                  paint: { "circle-color": STATUS_COLOURS, "circle-stroke-color": "#fff", "circle-stroke-width": 1,
                           "circle-radius": ["interpolate", ["linear"], ["zoom"], 11, 2, 16, 6] } });
   map.addLayer({ id: "duplicates", type: "circle", source: "duplicates",
@@ -133,7 +143,9 @@ export function createMap(settings, { onPlace }) {
     await ready;
     if (settings.tiles) {
       requestsVersion += 1;   // new URL: MapLibre refetches the visible tiles
-      map.getSource("requests").setTiles([`${location.origin}/tiles/requests/{z}/{x}/{y}.mvt?v=${requestsVersion}`]);
+      const version = requestsVersion;
+      setTimeout(() => { if (version === requestsVersion) map.getSource("requests").setTiles([requestsTiles(version)]); },
+                 TILE_REFRESH_DELAY_MS);
     } else {
       refreshGeojson();
     }

@@ -138,6 +138,8 @@ function showDuplicates(data) {
   $("dupes-radius").textContent = `(same category within ${settings.duplicateRadius} m)`;
   const dupes = state.service && data?.inside_jurisdiction ? (data.nearby || []) : [];
   mapView.showDuplicates(dupes);
+  // The card speaks only when there is something to say: a pin in the city and a category.
+  document.querySelector(".dupes-card").hidden = !state.service || state.lat === null || data?.inside_jurisdiction === false;
   if (!state.service) { list.replaceChildren(el("li", { class: "muted" }, "Pick a category to check for duplicates.")); return; }
   if (!dupes.length) { list.replaceChildren(el("li", { class: "muted" }, "No open request of this category nearby.")); return; }
   list.replaceChildren(...dupes.map((d) => el("li", { class: "dupe", "data-public-id": d.public_id },
