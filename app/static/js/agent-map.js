@@ -44,12 +44,13 @@ function sourceLayer(settings, layer) {
 
 function addLayers(map, settings) {
   const base = !settings.basemap;
-  map.addSource("city_boundary", { type: "geojson", data: "/agent/outlines/city_boundary.geojson" });
+  map.addSource("city_boundary", districtSource(settings, "city_boundary"));
   for (const layer of DISTRICT_LAYERS) map.addSource(layer, districtSource(settings, layer));
   map.addSource("requests", requestsSource(settings, 0));
   map.addSource("duplicates", { type: "geojson", data: EMPTY });
   if (base) {
-    map.addLayer({ id: "city-fill", type: "fill", source: "city_boundary", paint: { "fill-color": "#ffffff" } });
+    map.addLayer({ id: "city-fill", type: "fill", source: "city_boundary", ...sourceLayer(settings, "city_boundary"),
+                   paint: { "fill-color": "#ffffff" } });
   }
   map.addLayer({ id: "neighborhoods-fill", type: "fill", source: "neighborhoods", ...sourceLayer(settings, "neighborhoods"),
                  paint: { "fill-color": "#f3efe4", "fill-opacity": base ? 0.55 : 0.15 } });
@@ -61,7 +62,7 @@ function addLayers(map, settings) {
                  paint: { "line-color": "#7d8a96", "line-width": 1, "line-dasharray": [3, 2] } });
   map.addLayer({ id: "police-line", type: "line", source: "police_districts", ...sourceLayer(settings, "police_districts"),
                  paint: { "line-color": "#12263f", "line-width": ["interpolate", ["linear"], ["zoom"], 11, 1.5, 16, 3.5] } });
-  map.addLayer({ id: "city-line", type: "line", source: "city_boundary", paint: { "line-color": "#12263f", "line-width": 2 } });
+  map.addLayer({ id: "city-line", type: "line", source: "city_boundary", ...sourceLayer(settings, "city_boundary"), paint: { "line-color": "#12263f", "line-width": 2 } });
   // Below zoom 14 the tiles carry clusters (count, open); from 14 on, one point per request (status).
   map.addLayer({ id: "requests-clusters", type: "circle", source: "requests", ...sourceLayer(settings, "requests"),
                  filter: ["all", ["has", "count"], [">", ["get", "open"], 0]],
