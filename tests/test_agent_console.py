@@ -116,6 +116,9 @@ def test_search_drag_across_police_line_then_submit(page, live_server, staff, ac
         ORDER BY d.code LIMIT 1"""), {"lat": dropped[0], "lon": dropped[1]})
     assert row.districts["wards"]["code"] == expected_ward
     assert row.channel == "agent" and row.phone == "+16175550199"
+    # scenario 1: the caller will get an SMS that the request was received (queued with the ticket)
+    assert conn.scalar(text("SELECT count(*) FROM outbox o JOIN service_requests r ON o.payload->>'request_id' = r.id::text "
+                            "WHERE r.public_id = :p AND o.topic = 'notify'"), {"p": number}) == 1
     assert page.locator("#ticket").inner_text().count(across.other_crew) == 1
 
     # A second press (double submit) creates nothing more.
@@ -165,6 +168,9 @@ def test_a_duplicate_is_offered_and_the_caller_is_attached(page, live_server, st
     phones = set(conn.scalars(text("SELECT phone FROM contacts c JOIN service_requests r ON r.id = c.request_id "
                                    "WHERE r.public_id = :p"), {"p": first["public_id"]}))
     assert phones == {"+16175550142", "+16175550177"}
+    # scenario 4: both callers are told when it closes
+    assert conn.scalar(text("SELECT bool_and(notify) FROM contacts c JOIN service_requests r ON r.id = c.request_id "
+                            "WHERE r.public_id = :p"), {"p": first["public_id"]}) is True
     actor = conn.scalar(text("SELECT e.actor FROM request_events e JOIN service_requests r ON r.id = e.request_id "
                              "WHERE r.public_id = :p AND e.kind = 'caller_attached'"), {"p": first["public_id"]})
     assert actor == f"agent:{staff['agent']}"
@@ -325,6 +331,29 @@ def test_the_apis_own_refusals_are_shown_in_the_panel(page, live_server, staff, 
     assert page.get_attribute("#attr-animal_type", "aria-invalid") == "true"
     assert "required" in page.inner_text("#attr-animal_type-err")
     assert conn.scalar(text("SELECT count(*) FROM service_requests")) == before
+
+
+
+def test_an_expired_session_mid_call_says_sign_in_again(page, live_server, staff, conn):
+    before = conn.scalar(text("SELECT count(*) FROM service_requests"))
+    _open_console(page, live_server, staff["agent"])
+    _pick(page, "#address-search", "615 E Fourth St", "615")
+    _pick(page, "#service-search", "dog", "Animal Generic Request")
+    page.select_option("#attr-animal_type", "dog")
+    page.context.clear_cookies()                 # the session ends while the agent is on the call
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector("#form-message:not([hidden])")
+    assert "sign in again" in page.inner_text("#form-message")
+    assert page.input_value("#service-search") == "Animal Generic Request"    # the form is kept
+    assert conn.scalar(text("SELECT count(*) FROM service_requests")) == before
+    # signing in again in another tab (same browser) and pressing submit again creates the ticket
+    other = page.context.new_page()
+    browser_login(other, live_server, staff["agent"])
+    other.wait_for_url(re.compile(r".*/agent/.*"))
+    other.close()
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector("#ticket-number")
+    assert conn.scalar(text("SELECT count(*) FROM service_requests")) == before + 1
 
 
 @pytest.mark.skipif(not __import__("os").environ.get("PIN311_README_SHOT"),

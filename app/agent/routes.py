@@ -3,6 +3,7 @@ import json
 
 from flask import Response, current_app, jsonify, render_template, request
 from flask_login import current_user
+from flask_wtf.csrf import generate_csrf
 
 from app.agent import bp, service
 from app.agent.events import hub_for, sse_stream
@@ -67,6 +68,13 @@ def attach_caller(public_id):
     return jsonify(public_id=ticket["public_id"], status=ticket["status"], service_name=ticket["service_name"],
                    crew=ticket["crew"], expected_at=ticket["expected_at"].isoformat()
                    if ticket["expected_at"] else None, attached=True)
+
+
+@bp.get("/csrf-token")
+@roles_required(*STAFF)
+def csrf_token():
+    """A fresh CSRF token for a console whose session was renewed in another tab."""
+    return jsonify(token=generate_csrf())
 
 
 @bp.get("/recent")

@@ -1,7 +1,7 @@
 // Calls to the JSON API and the console's staff endpoints, with the session's CSRF token.
 // Every failure becomes an ApiError with a message fit to show an agent (never a raw error).
 
-const csrfToken = document.querySelector('meta[name="csrf-token"]')?.content || "";
+let csrfToken = document.querySelector('meta[name="csrf-token"]')?.content || "";
 
 export class ApiError extends Error {
   constructor(message, { code = "error", field = null, candidates = null, status = 0 } = {}) {
@@ -12,14 +12,14 @@ export class ApiError extends Error {
 
 const FRIENDLY = {
   0: "The server cannot be reached. Check the connection and try again.",
-  401: "Your session has ended: sign in again (the form is kept in this tab).",
+  401: "Your session has ended: sign in again in a new tab, then submit here again (this form is kept).",
   403: "Your account may not do this.",
   429: "Too many requests at once; wait a moment and try again.",
   500: "Something went wrong on the server; nothing was saved. Try again.",
   503: "The service is briefly unavailable. Try again in a few seconds.",
 };
 
-export async function api(url, { method = "GET", body, headers = {}, signal } = {}) {
+export async function api(url, { method = "GET", body, headers = {}, signal, retried = false } = {}) {
   let response;
   try {
     response = await fetch(url, {
@@ -46,11 +46,40 @@ export async function api(url, { method = "GET", body, headers = {}, signal } = 
   }
   const data = await response.json();
   if (!response.ok) {
+    // The JSON API answers a lost session with "forbidden" or a CSRF refusal: say what it means here.
+    const csrfRefused = /csrf/i.test(data.message || "");
+    if ((response.status === 403 || csrfRefused) && await signedOut()) {
+      throw new ApiError(FRIENDLY[401], { code: "signed_out", status: 401 });
+    }
+    if (csrfRefused && !retried && await refreshCsrfToken()) {   // signed in again in another tab
+      return api(url, { method, body, headers, signal, retried: true });
+    }
     const message = data.message || FRIENDLY[response.status] || FRIENDLY[500];
     throw new ApiError(message, { code: data.error, field: data.field, candidates: data.candidates,
                                   status: response.status });
   }
   return data;
+}
+
+async function refreshCsrfToken() {
+  try {
+    const res = await fetch("/agent/csrf-token", { credentials: "same-origin", headers: { Accept: "application/json" } });
+    if (!res.ok || !(res.headers.get("Content-Type") || "").includes("json")) return false;
+    csrfToken = (await res.json()).token;
+    return Boolean(csrfToken);
+  } catch {
+    return false;
+  }
+}
+
+async function signedOut() {
+  try {
+    const probe = await fetch("/agent/recent", { credentials: "same-origin", redirect: "manual",
+                                                 headers: { Accept: "application/json" } });
+    return probe.type === "opaqueredirect" || probe.status === 401 || probe.status === 302;
+  } catch {
+    return false;
+  }
 }
 
 export function query(params) {

@@ -177,11 +177,12 @@ function contact() {
   return { phone: v("c-phone"), email: v("c-email"), first_name: v("c-first"), last_name: v("c-last") };
 }
 
-function formMessage(text, kind = "bad") {
+function formMessage(text, kind = "bad", signIn = false) {
   const box = $("form-message");
   box.hidden = !text;
   box.textContent = text || "";
   box.className = `alert ${kind}`;
+  if (signIn) box.append(" ", el("a", { href: "/login?next=/agent/", target: "_blank", rel: "noopener" }, "Sign in (new tab)"));
 }
 
 async function submit(e) {
@@ -210,7 +211,7 @@ async function submit(e) {
   } catch (err) {
     if (err.field && err.field.startsWith("attribute[")) markField($("attributes"), err.field.slice(10, -1), err.message);
     if (err.code === "outside_jurisdiction") whereMessage(err.message, "bad", "outside");
-    formMessage(err.message);
+    formMessage(err.message, "bad", err.code === "signed_out");
   } finally {
     state.busy = false;
     $("submit").textContent = "Create ticket";
