@@ -59,7 +59,8 @@ def test_screen_pop_page_renders_history_and_survives_a_bad_number(client, staff
     ticket = _ticket(conn, phone="+16175550142")
     login(client, staff["agent"])
     page = client.get("/agent/call?from=%2B16175550142").get_data(as_text=True)
-    data = json.loads(re.search(r'<script type="application/json" id="call-data">(.*?)</script>', page, re.S).group(1))
+    found = re.search(r'<script type="application/json" id="call-data">(.*?)</script>', page, re.S)
+    data = json.loads(found.group(1))
     assert ticket["public_id"] in [t["public_id"] for t in data["tickets"]]
     bad = client.get("/agent/call?from=%27%3Cscript%3E")
     assert bad.status_code == 200 and "phone number" in bad.get_data(as_text=True)
@@ -77,7 +78,8 @@ def test_attach_caller_needs_csrf_and_a_contact_and_an_open_request(client, staf
     assert empty.status_code == 400 and "phone" in empty.get_json()["message"]
     done = client.post(url, json=body, headers=token)
     assert done.status_code == 200 and done.get_json()["public_id"] == ticket["public_id"]
-    phones = set(conn.scalars(text("SELECT phone FROM contacts WHERE request_id = :id"), {"id": ticket["id"]}))
+    phones = set(conn.scalars(text("SELECT phone FROM contacts WHERE request_id = :id"),
+                              {"id": ticket["id"]}))
     assert phones == {"+16175550142", "+16175550177"}
     missing = client.post("/agent/requests/999999999/callers", json=body, headers=token)
     assert missing.status_code == 404
@@ -95,7 +97,8 @@ def test_outlines_and_open_requests_as_geojson(client, staff, conn):
                             "WHERE l.name = 'police_districts'")) == len(codes)
     assert client.get("/agent/outlines/users.geojson", headers=JSON).status_code == 400
     ticket = _ticket(conn)
-    bbox = f"{SOUTH_BOSTON[1] - .002},{SOUTH_BOSTON[0] - .002},{SOUTH_BOSTON[1] + .002},{SOUTH_BOSTON[0] + .002}"
+    lat, lon = SOUTH_BOSTON
+    bbox = f"{lon - .002},{lat - .002},{lon + .002},{lat + .002}"
     found = client.get(f"/agent/open-requests.geojson?bbox={bbox}").get_json()
     ids = {f["properties"]["public_id"] for f in found["features"]}
     assert ticket["public_id"] in ids
@@ -172,7 +175,8 @@ def test_live_events_relay_notify_over_one_listening_connection(app, staff, engi
         event = next(x for x in out if want in x)
         assert event.startswith("event: request")
         payload = json.loads(event.split("data: ", 1)[1])
-        assert payload["op"] == "INSERT" and payload["status"] == "open" and payload["service_code"] == "animal-generic"
+        assert payload["op"] == "INSERT" and payload["status"] == "open"
+        assert payload["service_code"] == "animal-generic"
     deadline = time.monotonic() + 5
     while hub_for(app).subscriber_count() > baseline and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -191,7 +195,8 @@ def test_live_events_survive_the_listener_connection_being_killed(app, staff, en
         time.sleep(0.05)
     with engine.connect() as c:   # what a database restart does to the listener
         killed = c.scalar(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                               "WHERE datname = current_database() AND query ILIKE 'LISTEN pin311_requests%'"))
+                               "WHERE datname = current_database() "
+                               "AND query ILIKE 'LISTEN pin311_requests%'"))
         assert killed == 1
     deadline = time.monotonic() + 15
     while not any("event: resync" in x for x in out) and time.monotonic() < deadline:

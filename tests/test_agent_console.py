@@ -1,6 +1,5 @@
 """The agent console in a real browser (Debian's chromium): each test is a path an agent walks on a call."""
 import re
-import threading
 import time
 
 import pytest
@@ -23,7 +22,8 @@ WITH pd AS (SELECT d.code, d.geom FROM districts d JOIN layers l ON l.id = d.lay
      near AS (SELECT ap.number, ap.street, ap.geom, line.code AS other, ST_ClosestPoint(line.g, ap.geom) AS cp
                 FROM line JOIN address_points ap ON ST_DWithin(ap.geom, line.g, 0.0007)
                WHERE ap.number IS NOT NULL AND ap.unit IS NULL),
-     m AS (SELECT near.*, ST_SetSRID(ST_MakePoint(2 * ST_X(cp) - ST_X(near.geom), 2 * ST_Y(cp) - ST_Y(near.geom)), 4326) AS dp
+     m AS (SELECT near.*, ST_SetSRID(ST_MakePoint(2 * ST_X(cp) - ST_X(near.geom),
+                                                  2 * ST_Y(cp) - ST_Y(near.geom)), 4326) AS dp
              FROM near, home WHERE ST_Covers(home.geom, near.geom))
 SELECT m.number, m.street, ST_Y(m.geom) AS lat, ST_X(m.geom) AS lon, ST_Y(dp) AS to_lat, ST_X(dp) AS to_lon,
        m.other, c.name AS other_crew
@@ -34,6 +34,10 @@ SELECT m.number, m.street, ST_Y(m.geom) AS lat, ST_X(m.geom) AS lon, ST_Y(dp) AS
  WHERE ST_Distance(m.geom::geography, m.dp::geography) BETWEEN 40 AND 120
    AND (SELECT count(*) FROM address_points x WHERE x.street = m.street AND x.number = m.number) = 1
  ORDER BY m.street, m.number LIMIT 1""")
+
+
+PROJECT = "([lat, lon]) => { const p = window.pin311Console.map.project([lon, lat]); return [p.x, p.y]; }"
+JUMP = "([lat, lon]) => window.pin311Console.map.jumpTo({center: [lon, lat], zoom: 15})"
 
 
 def _open_console(page, live_server, username, path="/agent/"):
@@ -64,8 +68,7 @@ def _drag_pin_to(page, lat, lon):
     src = page.evaluate("""() => { const m = window.pin311Console.map;
         const el = document.querySelector('.maplibregl-marker');
         const p = m.project([+el.dataset.lon, +el.dataset.lat]); return [p.x, p.y]; }""")
-    dst = page.evaluate("([lat, lon]) => { const p = window.pin311Console.map.project([lon, lat]); return [p.x, p.y]; }",
-                        [lat, lon])
+    dst = page.evaluate(PROJECT, [lat, lon])
     box = page.locator(".maplibregl-marker").bounding_box()
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 3
     page.mouse.move(x, y)
@@ -106,8 +109,9 @@ def test_search_drag_across_police_line_then_submit(page, live_server, staff, ac
     page.wait_for_selector("#ticket-number")
     number = page.inner_text("#ticket-number").strip()
     screenshot(page, "agent-ticket")
-    row = conn.execute(text("""SELECT r.districts, c.name AS crew, r.channel, ct.phone FROM service_requests r
-                                 JOIN crews c ON c.id = r.crew_id LEFT JOIN contacts ct ON ct.request_id = r.id
+    row = conn.execute(text("""SELECT r.districts, c.name AS crew, r.channel, ct.phone
+                                 FROM service_requests r JOIN crews c ON c.id = r.crew_id
+                                 LEFT JOIN contacts ct ON ct.request_id = r.id
                                 WHERE r.public_id = :p"""), {"p": number}).one()
     assert row.crew == across.other_crew
     assert row.districts["police_districts"]["code"] == across.other
@@ -117,7 +121,8 @@ def test_search_drag_across_police_line_then_submit(page, live_server, staff, ac
     assert row.districts["wards"]["code"] == expected_ward
     assert row.channel == "agent" and row.phone == "+16175550199"
     # scenario 1: the caller will get an SMS that the request was received (queued with the ticket)
-    assert conn.scalar(text("SELECT count(*) FROM outbox o JOIN service_requests r ON o.payload->>'request_id' = r.id::text "
+    assert conn.scalar(text("SELECT count(*) FROM outbox o JOIN service_requests r "
+                            "ON o.payload->>'request_id' = r.id::text "
                             "WHERE r.public_id = :p AND o.topic = 'notify'"), {"p": number}) == 1
     assert page.locator("#ticket").inner_text().count(across.other_crew) == 1
 
@@ -129,7 +134,8 @@ def test_search_drag_across_police_line_then_submit(page, live_server, staff, ac
                             "'Brown dog, no collar, near the corner'")) == 1
 
 
-def _ticket(conn, lat, lon, phone=None, first_name=None, service="animal-generic", attributes=None, actor="agent:other"):
+def _ticket(conn, lat, lon, phone=None, first_name=None, service="animal-generic", attributes=None,
+            actor="agent:other"):
     contact = {"phone": phone, "first_name": first_name} if phone else {}
     return intake.submit_request(conn, intake.NewRequest(
         service_code=service, lat=lat, lon=lon, attributes=attributes or {"animal_type": "dog"},
@@ -165,17 +171,21 @@ def test_a_duplicate_is_offered_and_the_caller_is_attached(page, live_server, st
     dupe.locator("button.attach").click()
     page.wait_for_selector(f"#ticket-number:has-text('{first['public_id']}')")
     assert "attached" in page.inner_text("#ticket").lower()
-    phones = set(conn.scalars(text("SELECT phone FROM contacts c JOIN service_requests r ON r.id = c.request_id "
-                                   "WHERE r.public_id = :p"), {"p": first["public_id"]}))
+    phones = set(conn.scalars(text("SELECT phone FROM contacts c JOIN service_requests r "
+                                   "ON r.id = c.request_id WHERE r.public_id = :p"),
+                              {"p": first["public_id"]}))
     assert phones == {"+16175550142", "+16175550177"}
     # scenario 4: both callers are told when it closes
-    assert conn.scalar(text("SELECT bool_and(notify) FROM contacts c JOIN service_requests r ON r.id = c.request_id "
-                            "WHERE r.public_id = :p"), {"p": first["public_id"]}) is True
-    actor = conn.scalar(text("SELECT e.actor FROM request_events e JOIN service_requests r ON r.id = e.request_id "
-                             "WHERE r.public_id = :p AND e.kind = 'caller_attached'"), {"p": first["public_id"]})
+    assert conn.scalar(text("SELECT bool_and(notify) FROM contacts c JOIN service_requests r "
+                            "ON r.id = c.request_id WHERE r.public_id = :p"),
+                       {"p": first["public_id"]}) is True
+    actor = conn.scalar(text("SELECT e.actor FROM request_events e JOIN service_requests r "
+                             "ON r.id = e.request_id WHERE r.public_id = :p AND e.kind = 'caller_attached'"),
+                        {"p": first["public_id"]})
     assert actor == f"agent:{staff['agent']}"
-    assert conn.scalar(text("SELECT count(*) FROM service_requests WHERE description IS DISTINCT FROM 'earlier call' "
-                            "AND id > :id"), {"id": first["id"]}) == 0   # no second ticket
+    assert conn.scalar(text("SELECT count(*) FROM service_requests "
+                            "WHERE description IS DISTINCT FROM 'earlier call' AND id > :id"),
+                       {"id": first["id"]}) == 0   # no second ticket
 
 
 def test_a_pin_outside_the_city_is_refused_with_a_message(page, live_server, staff, conn):
@@ -183,10 +193,9 @@ def test_a_pin_outside_the_city_is_refused_with_a_message(page, live_server, sta
     _open_console(page, live_server, staff["agent"])
     _pick(page, "#service-search", "dog", "Animal Generic Request")
     page.select_option("#attr-animal_type", "dog")
-    page.evaluate("([lat, lon]) => window.pin311Console.map.jumpTo({center: [lon, lat], zoom: 15})", list(CAMBRIDGE))
+    page.evaluate(JUMP, list(CAMBRIDGE))
     box = page.locator("#map").bounding_box()
-    x, y = page.evaluate("([lat, lon]) => { const p = window.pin311Console.map.project([lon, lat]); return [p.x, p.y]; }",
-                         list(CAMBRIDGE))
+    x, y = page.evaluate(PROJECT, list(CAMBRIDGE))
     page.mouse.click(box["x"] + x, box["y"] + y)
     message = page.locator("#where-message[data-state=outside]")
     message.wait_for()
@@ -217,7 +226,7 @@ def test_signed_out_users_are_sent_to_sign_in_and_come_back_to_the_call(page, li
 def test_tickets_from_other_agents_arrive_live(page, live_server, staff, engine):
     _open_console(page, live_server, staff["supervisor"])
     page.wait_for_selector("#live-status[data-state=live]", timeout=10000)
-    page.evaluate("([lat, lon]) => window.pin311Console.map.jumpTo({center: [lon, lat], zoom: 15})", list(SOUTH_BOSTON))
+    page.evaluate(JUMP, list(SOUTH_BOSTON))
     with engine.connect() as other_agent:
         started = time.monotonic()
         ticket = _ticket(other_agent, SOUTH_BOSTON[0] - 0.0004, SOUTH_BOSTON[1] + 0.0003)
@@ -226,7 +235,8 @@ def test_tickets_from_other_agents_arrive_live(page, live_server, staff, engine)
     # On the map too: from the vector tiles (or the console's GeoJSON before the tile service existed).
     page.wait_for_function("""(id) => {
         const tiles = JSON.parse(document.getElementById('console-settings').textContent).tiles;
-        return window.pin311Console.map.querySourceFeatures('requests', tiles ? {sourceLayer: 'requests'} : {})
+        const options = tiles ? {sourceLayer: 'requests'} : {};
+        return window.pin311Console.map.querySourceFeatures('requests', options)
                  .some((f) => String(f.properties.public_id) === id); }""",
                            arg=ticket["public_id"], timeout=5000)
     screenshot(page, "agent-live")
@@ -319,12 +329,13 @@ def test_list_questions_render_as_checkboxes_and_are_checked(page, live_server, 
 
 
 def test_the_apis_own_refusals_are_shown_in_the_panel(page, live_server, staff, conn):
-    """A question the server requires but the page did not (a catalogue edited mid-call) is named, not dumped."""
+    """A question the server requires but the page did not (catalogue edited mid-call): named, not dumped."""
     before = conn.scalar(text("SELECT count(*) FROM service_requests"))
     _open_console(page, live_server, staff["agent"])
     _pick(page, "#address-search", "615 E Fourth St", "615")
     _pick(page, "#service-search", "dog", "Animal Generic Request")
-    page.evaluate("() => { window.pin311Console.state.service.attributes.forEach((a) => { a.required = false; }); }")
+    page.evaluate("() => window.pin311Console.state.service.attributes"
+                  ".forEach((a) => { a.required = false; })")
     page.keyboard.press("Control+Enter")
     page.wait_for_selector("#form-message:not([hidden])")
     assert "What kind of animal? is required" in page.inner_text("#form-message")
@@ -360,8 +371,8 @@ def test_an_expired_session_mid_call_says_sign_in_again(page, live_server, staff
                     reason="makes app/static/img/console.png for the README (PIN311_README_SHOT=1)")
 def test_readme_screenshot(page, live_server, staff, conn):
     from pathlib import Path
-    earlier = _ticket(conn, 42.3318, -71.0421, phone="+1 617 555 0142", first_name="Dana", service="street-light-outage",
-                      attributes={"problem": "out"})
+    earlier = _ticket(conn, 42.3318, -71.0421, phone="+1 617 555 0142", first_name="Dana",
+                      service="street-light-outage", attributes={"problem": "out"})
     _ticket(conn, SOUTH_BOSTON[0] + 0.0007, SOUTH_BOSTON[1] - 0.0002, phone="+1 617 555 0100")
     _open_console(page, live_server, staff["agent"], "/agent/call?from=%2B16175550142")
     page.locator(f"#caller-history >> text=#{earlier['public_id']}").wait_for()

@@ -65,9 +65,9 @@ def attach_caller(public_id):
     contact = body.get("contact") if isinstance(body.get("contact"), dict) else {}
     actor = f"{current_user.role}:{current_user.username}"
     ticket = lifecycle.attach_caller(db.connection(), public_id, contact, actor, note=body.get("note"))
+    expected = ticket["expected_at"].isoformat() if ticket["expected_at"] else None
     return jsonify(public_id=ticket["public_id"], status=ticket["status"], service_name=ticket["service_name"],
-                   crew=ticket["crew"], expected_at=ticket["expected_at"].isoformat()
-                   if ticket["expected_at"] else None, attached=True)
+                   crew=ticket["crew"], expected_at=expected, attached=True)
 
 
 @bp.get("/csrf-token")

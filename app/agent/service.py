@@ -69,7 +69,8 @@ SELECT r.public_id, sv.name AS service_name, r.status, r.address, r.requested_at
   JOIN services sv ON sv.code = r.service_code
   LEFT JOIN crews c ON c.id = r.crew_id
  WHERE e.kind IN ('created', 'caller_attached')
-   AND CASE WHEN CAST(:actor AS text) IS NULL THEN split_part(e.actor, ':', 1) IN ('agent', 'supervisor', 'admin')
+   AND CASE WHEN CAST(:actor AS text) IS NULL
+            THEN split_part(e.actor, ':', 1) IN ('agent', 'supervisor', 'admin')
             ELSE e.actor = CAST(:actor AS text) END
  ORDER BY e.at DESC, e.id DESC LIMIT :limit""")
 
