@@ -210,3 +210,19 @@ def test_live_events_survive_the_listener_connection_being_killed(app, staff, en
         time.sleep(0.05)
     stop.set()
     assert any(want in x for x in out)
+
+
+def test_console_settings_follow_the_configuration(client, staff, app, monkeypatch):
+    """No base map by default (district layers are the base); a configured tile URL is handed to the map."""
+    login(client, staff["agent"])
+
+    def settings():
+        page = client.get("/agent/").get_data(as_text=True)
+        return json.loads(re.search(r'id="console-settings">(.*?)</script>', page, re.S).group(1))
+
+    assert settings()["basemap"] is None
+    assert settings()["tiles"] is any(r.rule.startswith("/tiles/") for r in app.url_map.iter_rules())
+    monkeypatch.setitem(app.config, "BASEMAP_URL", "https://tiles.example.org/{z}/{x}/{y}.png")
+    monkeypatch.setitem(app.config, "DUPLICATE_RADIUS_M", 80)
+    assert settings()["basemap"] == "https://tiles.example.org/{z}/{x}/{y}.png"
+    assert settings()["duplicateRadius"] == 80
