@@ -367,6 +367,27 @@ def test_an_expired_session_mid_call_says_sign_in_again(page, live_server, staff
     assert conn.scalar(text("SELECT count(*) FROM service_requests")) == before + 1
 
 
+
+def test_next_call_starts_a_clean_form_with_a_new_idempotency_key(page, live_server, staff, conn):
+    _open_console(page, live_server, staff["agent"], "/agent/call?from=%2B16175550142")
+    numbers = []
+    for animal in ("dog", "cat"):
+        _pick(page, "#address-search", "615 E Fourth St", "615")
+        _pick(page, "#service-search", "dog", "Animal Generic Request")
+        page.select_option("#attr-animal_type", animal)
+        page.keyboard.press("Control+Enter")
+        page.wait_for_selector("#ticket-number")
+        numbers.append(page.inner_text("#ticket-number").strip())
+        page.click("#ticket button")                     # "Next call"
+        assert page.input_value("#address-search") == "" and page.input_value("#c-phone") == ""
+        assert page.locator("#ticket").is_hidden() and page.locator("#attributes *").count() == 0
+        assert page.url.endswith("/agent/")
+    assert numbers[0] != numbers[1]
+    kinds = conn.scalars(text("SELECT attributes->>'animal_type' FROM service_requests WHERE public_id IN (:a, :b) "
+                              "ORDER BY id"), {"a": numbers[0], "b": numbers[1]}).all()
+    assert kinds == ["dog", "cat"]
+
+
 @pytest.mark.skipif(not __import__("os").environ.get("PIN311_README_SHOT"),
                     reason="makes app/static/img/console.png for the README (PIN311_README_SHOT=1)")
 def test_readme_screenshot(page, live_server, staff, conn):
