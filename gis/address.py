@@ -75,9 +75,46 @@ def _ordinal_suffix(n):
     return {1: "ST", 2: "ND", 3: "RD"}.get(n % 10, "TH")
 
 
+_GLUED = re.compile(r"^(\d+[A-Z]?(?:-\d+[A-Z]?)?)(?=[A-Z][a-z])")        # "10-12Johnson Ter"
+_SPACED_RANGE = re.compile(r"^(\d+[A-Z]?)\s+(\d+[A-Z]?)\s+(?=[A-Za-z])")   # "14 16 Breed St"
+_UNIT_SEGMENT = re.compile(r"^(?:(?:APT|APARTMENT|UNIT|STE|SUITE|FL|FLOOR|RM|ROOM|#)\s*#?\s*[\w-]+|"
+                           r"(?=[\w -]*\d)[\w-]{1,6}(?:\s+[\w-]{1,6})?|[A-Z])$", re.I)
+_STATE = re.compile(r"^(?:MA|MASS|MASSACHUSETTS)$", re.I)
+_ZIP_SEGMENT = re.compile(r"^(?:(?:MA|MASS|MASSACHUSETTS)\s+)?(\d{5})(?:-\d{4})?$", re.I)
+
+
+def _split_locality(text):
+    """'49 S Huntington Ave, 1, Jamaica Plain, MA, 02130' → ('49 S Huntington Ave', unit, city, zip).
+
+    Open311 and 311 records write the locality after commas; read those segments by their shape
+    instead of letting the street parser glue "East Boston" onto the street name.
+    """
+    segments = [s.strip() for s in text.split(",") if s.strip()]
+    if len(segments) < 2:
+        return text, None, None, None
+    street, unit, city, zip_code = segments[0], None, None, None
+    for seg in segments[1:]:
+        zip_match = _ZIP_SEGMENT.match(seg)
+        if zip_match:
+            zip_code = zip_match.group(1)
+        elif _STATE.match(seg):
+            continue
+        elif _UNIT_SEGMENT.match(seg) and not city:
+            unit = re.sub(r"^(?:APT|APARTMENT|UNIT|STE|SUITE|#)\s*#?\s*", "", seg, flags=re.I) or unit
+        elif not city:
+            city = " ".join(w for w in seg.split() if not _STATE.match(w) and not _ZIP.fullmatch(w)).title() \
+                or None
+            tail = _ZIP.search(seg)
+            zip_code = zip_code or (tail.group(1) if tail else None)
+    return street, unit, city, zip_code
+
+
 def parse(text):
     """Parse a free-text address; the street is always normalised. Never raises on odd input."""
-    text = _clean(text or "")
+    text = (text or "").strip()
+    text = _SPACED_RANGE.sub(r"\1-\2 ", _GLUED.sub(r"\1 ", text))
+    text, seg_unit, seg_city, seg_zip = _split_locality(text)
+    text = _clean(text)
     if not text:
         return ParsedAddress(None, None, "", None, None, None)
     try:
@@ -95,12 +132,12 @@ def parse(text):
         words = text.split()
         street_words = words[1:] if words and _NUMBER.match(words[0]) else words
         number_text = number_text or (words[0] if words and _NUMBER.match(words[0]) else None)
-    unit = " ".join(parts.get("OccupancyIdentifier", [])).replace("#", "").strip() or None
-    city = " ".join(parts.get("PlaceName", [])).title() or None
-    zip_code = None
+    unit = " ".join(parts.get("OccupancyIdentifier", [])).replace("#", "").strip() or seg_unit
+    city = " ".join(parts.get("PlaceName", [])).title() or seg_city
+    zip_code = seg_zip
     if parts.get("ZipCode"):
         match = _ZIP.search(" ".join(parts["ZipCode"]))
-        zip_code = match.group(1) if match else None
+        zip_code = match.group(1) if match else zip_code
     number = None
     if number_text:
         match = _NUMBER.match(number_text)

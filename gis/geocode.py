@@ -4,6 +4,7 @@ Forward: parse with usaddress → exact (street + number) → interpolated betwe
 the same parity on that street → fuzzy (trigram on street, number within a tolerance) → intersection
 of two streets (closest points of the two streets). Candidates come ranked with a score in 0…1.
 """
+import re
 from dataclasses import asdict, dataclass
 
 from sqlalchemy import text
@@ -15,6 +16,8 @@ FUZZY_MIN_SIMILARITY = 0.45
 INTERSECTION_MAX_GAP_M = 250   # two streets whose nearest addresses are further apart do not cross
 SAME_PLACE_M = 60              # candidates closer than this are one place
 MAX_QUERY = 300
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")   # NUL cannot even be sent to PostgreSQL
+OTHER_NUMBER_FORM = 0.9        # exact street + number, but the number written otherwise (a range)
 LOCALITY_PENALTY = 0.1         # the caller named another neighbourhood or ZIP than the candidate's
 
 
@@ -90,6 +93,13 @@ def _locality_bonus(cand, parsed):
     return bonus
 
 
+def _as_written(row, parsed):
+    """1 when the gazetteer writes the number as asked ("121"), less for another form ("121-135"): the
+    range is another building, so "121 Charles St" prefers 121 over 121-135 instead of a tie."""
+    same = (row.number_text or "").upper() == (parsed.number_text or "").upper()
+    return 1.0 if same else OTHER_NUMBER_FORM
+
+
 def _on_street(conn, parsed, street, base_score):
     """Candidates for a house number on one street: exact, else interpolated, else nearest number."""
     number = parsed.number
@@ -97,7 +107,8 @@ def _on_street(conn, parsed, street, base_score):
         return []
     rows = conn.execute(_EXACT, {"street": street, "number": number, "number_text": parsed.number_text}).all()
     if rows:
-        return [_candidate(r, "exact" if base_score == 1 else "fuzzy", base_score) for r in rows]
+        return [_candidate(r, "exact" if base_score == 1 else "fuzzy", base_score * _as_written(r, parsed))
+                for r in rows]
     found = []
     parity = number % 2
     below_above = conn.execute(_NEIGHBOURS, {"street": street, "number": number, "parity": parity}).all()
@@ -167,7 +178,7 @@ def _distinct_places(cands, limit):
 
 def geocode(conn, query, limit=5):
     """Ranked candidates for a free-text address (best first); [] when nothing plausible matches."""
-    query = (query or "").strip()[:MAX_QUERY]
+    query = _CONTROL.sub(" ", str(query or "")).strip()[:MAX_QUERY]
     if not query:
         return []
     streets = addr.split_intersection(query)
@@ -213,7 +224,8 @@ def address_point(conn, address_id):
 _BATCH_STAGING = """CREATE TEMP TABLE geocode_batch (idx int, street text, number int, number_text text)
                     ON COMMIT DROP"""
 _BATCH_EXACT = text("""
-    SELECT b.idx, a.id, a.address, a.city, a.zip, a.parcel_id, ST_Y(a.geom) AS lat, ST_X(a.geom) AS lon
+    SELECT b.idx, a.id, a.address, a.city, a.zip, a.parcel_id, ST_Y(a.geom) AS lat, ST_X(a.geom) AS lon,
+           a.number_text
       FROM geocode_batch b JOIN address_points a ON a.street = b.street AND a.number = b.number
      ORDER BY b.idx, (a.number_text = b.number_text) DESC, a.id""")
 
@@ -255,7 +267,7 @@ def geocode_many(conn, queries, ambiguity_gap=0.05, progress=None):
     as a Candidate with match "ambiguous" and no point: a file row must not silently pick one.
     `progress(n)` is called with the number of distinct queries resolved since the last call.
     """
-    queries = [(q or "").strip()[:MAX_QUERY] for q in queries]
+    queries = [_CONTROL.sub(" ", str(q or "")).strip()[:MAX_QUERY] for q in queries]
     distinct = list(dict.fromkeys(q for q in queries if q))
     parsed = {}
     staged = []
@@ -278,7 +290,7 @@ def geocode_many(conn, queries, ambiguity_gap=0.05, progress=None):
         for row in conn.execute(_BATCH_EXACT):
             groups.setdefault(row.idx, []).append(row)
         for i, rows in groups.items():
-            cands = [_candidate(r, "exact", 1.0) for r in rows]
+            cands = [_candidate(r, "exact", _as_written(r, parsed[i])) for r in rows]
             for c in cands:
                 c.score = round(min(1.0, c.score + _locality_bonus(c, parsed[i])), 3)
             found[i] = _decide(_distinct_places(cands, 2), ambiguity_gap)

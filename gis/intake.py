@@ -95,10 +95,17 @@ SELECT r.id, r.public_id, r.service_code, sv.name AS service_name, r.status, r.d
 def _clip(name, value):
     if value is None:
         return None
-    value = str(value).strip()
+    value = _no_nul(name, str(value)).strip()
     if len(value) > FIELD_MAX[name]:
         raise InvalidInput(f"{name} is longer than {FIELD_MAX[name]} characters", field=name)
     return value or None
+
+
+def _no_nul(name, value):
+    # PostgreSQL text cannot hold NUL; psycopg2 would raise a ValueError (a 500) deep in the insert.
+    if "\x00" in value:
+        raise InvalidInput(f"{name} contains a NUL character", field=name)
+    return value
 
 
 def _clean_contact(contact):
@@ -156,7 +163,9 @@ def submit_request(conn, req):
     """
     service = catalogue.get(conn, req.service_code, public_only=req.public_only)
     attributes = validate_attributes(service, req.attributes)
-    description = (req.description or "").strip() or None
+    if "\\u0000" in json.dumps(attributes):   # jsonb refuses \u0000 as well
+        raise InvalidInput("an attribute value contains a NUL character", field="attributes")
+    description = _no_nul("description", str(req.description or "")).strip() or None
     if description and len(description) > DESCRIPTION_MAX:
         raise InvalidInput(f"description is longer than {DESCRIPTION_MAX} characters", field="description")
     channel = req.channel if req.channel in CHANNELS else "api"
