@@ -53,6 +53,11 @@ def closure_reason(text_value):
     return "no_action"
 
 
+def _col(df, name, default=""):
+    """A column, or a column of `default` when the file does not have it (optional fields)."""
+    return df[name] if name in df.columns else pd.Series(default, index=df.index, dtype=object)
+
+
 def _read(path, fmt):
     if fmt == "boston-csv":
         df = pd.read_csv(path, dtype=str, keep_default_na=False)
@@ -66,15 +71,15 @@ def _read(path, fmt):
             "service_name": df["TYPE"].str.strip(),
             "service_code": "",
             "status": df["CASE_STATUS"].str.strip().str.lower(),
-            "description": df.get("CASE_TITLE", ""),
-            "address": df.get("Location", "").str.replace(r"\s{2,}", ", ", regex=True),
+            "description": _col(df, "CASE_TITLE"),
+            "address": _col(df, "Location").str.replace(r"\s{2,}", ", ", regex=True),
             "lat": pd.to_numeric(df["LATITUDE"], errors="coerce"),
             "lon": pd.to_numeric(df["LONGITUDE"], errors="coerce"),
             "requested_at": pd.to_datetime(df["OPEN_DT"], format=when, errors="coerce"),
-            "expected_at": pd.to_datetime(df.get("TARGET_DT", ""), format=when, errors="coerce"),
-            "closed_at": pd.to_datetime(df.get("CLOSED_DT", ""), format=when, errors="coerce"),
-            "closure_text": df.get("CLOSURE_REASON", ""),
-            "channel_text": df.get("Source", ""),
+            "expected_at": pd.to_datetime(_col(df, "TARGET_DT"), format=when, errors="coerce"),
+            "closed_at": pd.to_datetime(_col(df, "CLOSED_DT"), format=when, errors="coerce"),
+            "closure_text": _col(df, "CLOSURE_REASON"),
+            "channel_text": _col(df, "Source"),
         }), "America/New_York"
     if fmt == "open311-json":
         try:
@@ -85,22 +90,22 @@ def _read(path, fmt):
             if col not in df.columns:
                 raise InvalidInput(f"{path} is not Open311 GeoReport v2 JSON: no {col!r} field")
         requested = pd.to_datetime(df["requested_datetime"], errors="coerce", utc=True)
-        updated = pd.to_datetime(df.get("updated_datetime"), errors="coerce", utc=True)
-        status = df.get("status", "open").astype(str).str.lower()
+        updated = pd.to_datetime(_col(df, "updated_datetime"), errors="coerce", utc=True)
+        status = _col(df, "status", "open").fillna("open").astype(str).str.lower()
         return pd.DataFrame({
             "public_id": df["service_request_id"].astype(str).str.strip(),
-            "service_name": df.get("service_name", "").astype(str).str.strip(),
-            "service_code": df.get("service_code", "").astype(str).str.strip(),
+            "service_name": _col(df, "service_name").fillna("").astype(str).str.strip(),
+            "service_code": _col(df, "service_code").fillna("").astype(str).str.strip(),
             "status": status,
-            "description": df.get("description", "").fillna("").astype(str).str.slice(0, 4000),
-            "address": df.get("address", "").fillna("").astype(str),
+            "description": _col(df, "description").fillna("").astype(str).str.slice(0, 4000),
+            "address": _col(df, "address").fillna("").astype(str),
             "lat": pd.to_numeric(df["lat"], errors="coerce"),
             "lon": pd.to_numeric(df["long"], errors="coerce"),
             "requested_at": requested,
             "expected_at": pd.to_datetime(df.get("expected_datetime"), errors="coerce", utc=True)
             if "expected_datetime" in df.columns else pd.NaT,
             "closed_at": updated.where(status == "closed"),
-            "closure_text": df.get("status_notes", "").fillna("").astype(str),
+            "closure_text": _col(df, "status_notes").fillna("").astype(str),
             "channel_text": "open311",
         }), None
     raise InvalidInput(f"format must be one of {', '.join(FORMATS)}")

@@ -290,4 +290,9 @@ class DataVersion(Base):
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
+# --- migration 0007 (issue 4): the self-referencing duplicate_of key, indexed so deletes stay fast.
+Index("service_requests_duplicate_of", ServiceRequest.duplicate_of,
+      postgresql_where=ServiceRequest.duplicate_of.isnot(None))
+
+
 __all__ = [name for name in dir() if name[:1].isupper()]

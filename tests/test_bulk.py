@@ -1,0 +1,129 @@
+"""Historical load (gis.bulk): real Boston files in both formats, set-based districts and crews that agree
+with the live (SQL) path, de-duplication, refusals with reasons, all-or-nothing."""
+import gzip
+import json
+
+import numpy as np
+import pytest
+from sqlalchemy import text
+
+from gis import bulk
+from gis.errors import InvalidInput
+from gis.locate import locate_point, route_preview
+from tests.conftest import SHARED, needs_shared
+
+CASES = SHARED / "311_cases_2015_by_type"
+OPEN311 = SHARED / "open311_georeport_v2"
+
+
+def _new_requests(conn, since):
+    return conn.execute(text("SELECT id, public_id, service_code, status, districts, crew_id, routed_by, parcel_id, "
+                             "ST_Y(geom) AS lat, ST_X(geom) AS lon, closed_at, requested_at FROM service_requests "
+                             "WHERE id > :m ORDER BY id"), {"m": since}).all()
+
+
+def _mark(conn):
+    return conn.scalar(text("SELECT coalesce(max(id), 0) FROM service_requests"))
+
+
+@needs_shared()
+def test_boston_csv_loads_with_the_same_districts_and_crews_as_live_intake(engine, conn):
+    mark = _mark(conn)
+    path = CASES / "Animal Generic Request.csv"
+    report = bulk.import_requests(engine, path, "boston-csv", progress=False)
+    print("\n" + report.summary())
+    assert report.read == 2589
+    present_before = report.already_present   # the demo city already holds a sample of 2015 cases
+    assert report.loaded + present_before + report.duplicates + sum(
+        n for r, n in report.refused.items() if not r.startswith(" ")) == report.read
+    assert report.loaded > 1500
+    rows = _new_requests(conn, mark)
+    assert len(rows) == report.loaded
+    assert {r.service_code for r in rows} == {"animal-generic"}
+    events = conn.execute(text("SELECT kind, count(*) FROM request_events WHERE request_id > :m GROUP BY kind"),
+                          {"m": mark}).all()
+    closed = sum(r.status == "closed" for r in rows)
+    assert dict(events) == {"created": len(rows), "closed": closed} if closed else {"created": len(rows)}
+    assert all((r.status == "closed") == (r.closed_at is not None) for r in rows)
+    # Same answer as the one-point SQL path, district by district and crew by crew.
+    rng = np.random.default_rng(5)
+    crews = dict(conn.execute(text("SELECT code, id FROM crews")).all())
+    for k in rng.choice(len(rows), size=120, replace=False):
+        r = rows[k]
+        where = locate_point(conn, r.lat, r.lon)
+        assert {l: d["code"] for l, d in where.districts.items()} == {l: d["code"] for l, d in r.districts.items()}
+        assert where.parcel_id == r.parcel_id
+        live = route_preview(conn, r.lat, r.lon, "animal-generic")[0]
+        assert crews.get((live["crew"] or {}).get("code")) == r.crew_id, (r.public_id, live, r.routed_by)
+        assert live["routed_by"] == r.routed_by
+    # A second run adds nothing.
+    again = bulk.import_requests(engine, path, "boston-csv", progress=False)
+    assert again.loaded == 0 and again.already_present == report.loaded + present_before
+
+
+@needs_shared()
+def test_open311_json_lines_with_a_service_and_duplicates(engine, conn):
+    mark = _mark(conn)
+    path = OPEN311 / "abandoned_vehicle.jsonl.gz"
+    report = bulk.import_requests(engine, path, "open311-json", service_code="abandoned-vehicle", progress=False)
+    print("\n" + report.summary())
+    assert report.read == 29_606
+    assert report.duplicates == 29_606 - 29_556 + sum(0 for _ in ())   # ids repeated across pages
+    assert report.refused["outside the city boundary"] > 0              # the file's bad geocodes
+    assert report.loaded > 29_000
+    rows = _new_requests(conn, mark)
+    assert len(rows) == report.loaded and len({r.public_id for r in rows}) == len(rows)
+    assert all(r.routed_by for r in rows)
+
+
+def test_refusals_are_counted_with_their_reasons(engine, conn, tmp_path):
+    mark = _mark(conn)
+    good = {"service_request_id": "T-1", "service_name": "Pick up Dead Animal", "status": "open",
+            "requested_datetime": "2019-03-01T10:00:00-05:00", "lat": 42.3345, "long": -71.0398,
+            "description": "Robert'); DROP TABLE service_requests;-- <script>x</script>\ttab\\back\nline",
+            "address": "615 E Fourth St"}
+    records = [
+        good,
+        {**good, "service_request_id": "T-1"},                                   # repeated id
+        {**good, "service_request_id": "T-2", "service_name": "Unicorn Sighting"},
+        {**good, "service_request_id": "T-3", "lat": None},
+        {**good, "service_request_id": "T-4", "lat": 40.7128, "long": -74.0060},
+        {**good, "service_request_id": "T-5", "requested_datetime": "yesterday"},
+        {**good, "service_request_id": "bad id; DROP"},
+        {**good, "service_request_id": "T-6", "status": "closed", "status_notes": "Case resolved",
+         "updated_datetime": "2019-03-02T10:00:00-05:00"},
+    ]
+    path = tmp_path / "mixed.jsonl.gz"
+    with gzip.open(path, "wt") as f:
+        f.write("\n".join(json.dumps(r) for r in records))
+    report = bulk.import_requests(engine, path, "open311-json", progress=False)
+    assert report.loaded == 2 and report.duplicates == 1
+    assert report.refused["unknown service"] == 1
+    assert report.refused["no coordinates"] == 1
+    assert report.refused["outside the city boundary"] == 1
+    assert report.refused["no or unreadable request date"] == 1
+    assert report.refused["missing or malformed id"] == 1
+    rows = {r.public_id: r for r in _new_requests(conn, mark)}
+    assert set(rows) == {"T-1", "T-6"}
+    assert rows["T-6"].status == "closed" and rows["T-1"].districts["police_districts"]["code"] == "C6"
+    stored = conn.scalar(text("SELECT description FROM service_requests WHERE public_id = 'T-1'"))
+    assert stored == good["description"]
+
+
+def test_files_that_are_not_what_they_claim_change_nothing(engine, conn, tmp_path):
+    before = _mark(conn)
+    csv_path = tmp_path / "other.csv"
+    csv_path.write_text("a,b\n1,2\n")
+    with pytest.raises(InvalidInput, match="not a Boston 311 CSV"):
+        bulk.import_requests(engine, csv_path, "boston-csv", progress=False)
+    json_path = tmp_path / "other.jsonl"
+    json_path.write_text('{"x": 1}\n')
+    with pytest.raises(InvalidInput, match="Open311"):
+        bulk.import_requests(engine, json_path, "open311-json", progress=False)
+    json_path.write_text("this is not json\n")
+    with pytest.raises(InvalidInput):
+        bulk.import_requests(engine, json_path, "open311-json", progress=False)
+    with pytest.raises(InvalidInput, match="unknown service"):
+        bulk.import_requests(engine, CASES / "Animal Found.csv" if CASES.exists() else csv_path, "boston-csv",
+                             service_code="no-such-service", progress=False)
+    assert _mark(conn) == before
