@@ -82,11 +82,12 @@ def _crew_id(conn, crew_code):
 
 
 def apply(conn, ref, action, actor, *, public_note=None, internal_note=None, media=None, reason=None,
-          crew_code=None, service_code=None, idempotency_key=None):
+          crew_code=None, service_code=None, idempotency_key=None, data=None):
     """Apply a lifecycle action to request `ref`; commits and returns the ticket dict.
 
     reason is required for close (one of CLOSURE_REASONS); reassign takes crew_code and/or
-    service_code (a new service re-routes by its rules unless a crew is given).
+    service_code (a new service re-routes by its rules unless a crew is given). `data` (a dict) is
+    kept with the event as internal detail (e.g. where a photo was taken); never published.
     """
     if action not in TRANSITIONS:
         raise InvalidInput(f"unknown action {str(action)[:32]!r}; one of {', '.join(TRANSITIONS)}", field="action")
@@ -100,6 +101,7 @@ def apply(conn, ref, action, actor, *, public_note=None, internal_note=None, med
         row = _lock(conn, ref)
         if row.status not in sources:
             raise Conflict(f"cannot {action} a request that is {row.status.replace('_', ' ')}")
+        extra = dict(data or {})
         data = {}
         if action == "close":
             if reason not in CLOSURE_REASONS:
@@ -117,8 +119,8 @@ def apply(conn, ref, action, actor, *, public_note=None, internal_note=None, med
                          {"s": after, "id": row.id})
         else:
             conn.execute(text("UPDATE service_requests SET updated_at = now() WHERE id = :id"), {"id": row.id})
-        _record(conn, row.id, kind, after or row.status, actor, public_note, internal_note, media, data,
-                idempotency_key, notify)
+        _record(conn, row.id, kind, after or row.status, actor, public_note, internal_note, media,
+                {**extra, **data}, idempotency_key, notify)
         conn.commit()
     except BaseException:
         conn.rollback()

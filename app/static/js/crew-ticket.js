@@ -1,0 +1,102 @@
+// One ticket: where it is, and the crew's actions. Each action gets an idempotency key, is saved in
+// the page's queue first and then sent; without a connection it waits there and is replayed when
+// the connection returns (crew-queue.js), so nothing is lost and nothing is done twice.
+import { makeMap, whenLoaded } from "./crew-map.js";
+import { describeQueue, enqueue, flush, lastPosition, newKey, pending, rememberPosition, startReplaying } from "./crew-queue.js";
+
+const settings = JSON.parse(document.getElementById("crew-settings").textContent);
+const ticket = settings.ticket;
+const $ = (id) => document.getElementById(id);
+const message = $("action-message");
+const queueStatus = $("queue-status");
+const DONE_TEXT = { accept: "Accepted", start: "Started", close: "Closed", reassign: "Reassigned", note: "Note added" };
+const STATUS_AFTER = { accept: "acknowledged", start: "in_progress", close: "closed" };
+
+const map = makeMap("map", settings, [ticket.lon, ticket.lat], 16);
+new maplibregl.Marker({ color: "#b42318" }).setLngLat([ticket.lon, ticket.lat]).addTo(map);
+const me = lastPosition();
+if (me) {
+  new maplibregl.Marker({ color: "#0b5cad", scale: 0.7 }).setLngLat([me.lon, me.lat]).addTo(map);
+  whenLoaded(map).then(() => map.fitBounds(new maplibregl.LngLatBounds([me.lon, me.lat], [me.lon, me.lat]).extend([ticket.lon, ticket.lat]),
+                                          { padding: 50, maxZoom: 17, duration: 0 }));
+}
+// Keep the position fresh while on the ticket (it goes with every action, for nearest-crew routing).
+if ("geolocation" in navigator && !(me && me.manual)) {
+  navigator.geolocation.getCurrentPosition((p) => rememberPosition(p.coords.latitude, p.coords.longitude, false),
+                                           () => {}, { enableHighAccuracy: true, maximumAge: 30000, timeout: 10000 });
+}
+
+function say(text, kind) {
+  message.hidden = false;
+  message.textContent = text;
+  message.className = `alert ${kind || ""}`;
+  message.dataset.kind = kind || "";
+}
+
+function setStatus(status) {
+  const badge = $("status");
+  badge.textContent = status.replace("_", " ");
+  badge.className = `badge status-${status}`;
+  const buttons = document.querySelectorAll("[data-action=accept], [data-action=start]");
+  for (const b of buttons) {
+    b.disabled = (b.dataset.action === "accept" && status !== "open") ||
+                 (b.dataset.action === "start" && !["open", "acknowledged"].includes(status));
+  }
+  if (status === "closed" && $("actions")) $("actions").hidden = true;
+}
+
+function lockActions(locked) {
+  for (const el of document.querySelectorAll("#actions button, #note-form button")) el.disabled = locked;
+  if (!locked) setStatus($("status").textContent.replace(" ", "_"));
+}
+
+function onResult(item, result) {
+  describeQueue(queueStatus);
+  if (item.url !== actionUrl) return;
+  const name = item.fields.action;
+  if (result.state === "done") {
+    lockActions(false);
+    setStatus(result.body.status);
+    say(`${DONE_TEXT[name]}${result.body.repeated ? " (already received)" : ""}.`, "ok");
+  } else if (result.state === "refused") {
+    lockActions(false);
+    say(`Not done: ${result.message}`, "bad");
+  } else {
+    const why = result.why === "signed-out" ? "You are signed out: sign in again in another tab; it will be sent then."
+                                            : "No connection: saved on this phone, it will be sent when the connection is back.";
+    say(`${DONE_TEXT[name]} — ${why}`, "queued");
+    if (STATUS_AFTER[name]) $("status").textContent = `${STATUS_AFTER[name].replace("_", " ")} (waiting to send)`;
+  }
+}
+
+const actionUrl = `/crew/tickets/${encodeURIComponent(ticket.public_id)}/actions`;
+
+async function act(name, fields, photo) {
+  const pos = lastPosition();
+  const item = { key: newKey(), url: actionUrl, label: `${name} #${ticket.public_id}`,
+                 fields: { action: name, ...fields, ...(pos ? { lat: pos.lat, lon: pos.lon } : {}) } };
+  lockActions(true);
+  say("Sending…", "");
+  await enqueue(item, photo);
+  describeQueue(queueStatus);
+  await flush(onResult);
+}
+
+for (const button of document.querySelectorAll("button[data-action]")) {
+  button.addEventListener("click", () => act(button.dataset.action, {}));
+}
+for (const form of document.querySelectorAll("form[data-action]")) {
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    if (!form.reportValidity()) return;
+    const fields = {};
+    let photo = null;
+    for (const [k, v] of new FormData(form).entries()) {
+      if (v instanceof File) { if (v.size) photo = v; } else fields[k] = v;
+    }
+    act(form.dataset.action, fields, photo).then(() => { if (!pending().some((i) => i.url === actionUrl)) form.reset(); });
+  });
+}
+
+describeQueue(queueStatus);
+startReplaying(onResult);

@@ -1,0 +1,321 @@
+"""Crew core and routes: KNN equals brute force, route planning, actions, authorization, photos."""
+import io
+import random
+import re
+import uuid
+from types import SimpleNamespace
+
+import pytest
+from PIL import Image
+from sqlalchemy import text
+
+from gis import crew, lifecycle, media
+from gis.errors import Forbidden, InvalidInput
+from gis.intake import NewRequest, submit_request
+from tests.conftest import login
+
+STRAY_DOG = (42.3345, -71.0398)      # scenario 5: 615 E Fourth St, police district C6
+
+
+def _crew_id(conn, code):
+    return conn.execute(text("SELECT id FROM crews WHERE code = :c"), {"c": code}).scalar_one()
+
+
+def _user(conn, role="crew", crews=("animal-control-c6",), username="test-crew"):
+    return SimpleNamespace(role=role, username=username, crew_ids=tuple(_crew_id(conn, c) for c in crews))
+
+
+def _dog(conn, lat=STRAY_DOG[0], lon=STRAY_DOG[1], phone="+16175550142"):
+    return submit_request(conn, NewRequest(service_code="animal-generic", lat=lat, lon=lon,
+                                           attributes={"animal_type": "dog"}, description="Stray dog by the park",
+                                           contact={"first_name": "Ann", "last_name": "Caller", "phone": phone},
+                                           channel="agent", actor="agent:test"))
+
+
+def _brute(conn, lat, lon, limit, crew_ids=None, service=None, overdue=False):
+    rows = conn.execute(text("""
+        SELECT id, ST_Distance(geom::geography, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography) AS m
+          FROM service_requests r
+         WHERE status <> 'closed' AND (:all OR crew_id = ANY(:crews))
+           AND (CAST(:service AS text) IS NULL OR service_code = :service)
+           AND (NOT :overdue OR expected_at < now())"""),
+                        {"lat": lat, "lon": lon, "all": crew_ids is None, "crews": list(crew_ids or []),
+                         "service": service, "overdue": overdue}).all()
+    return [(r.id, r.m) for r in sorted(rows, key=lambda r: (r.m, r.id))[:limit]]
+
+
+def test_knn_equals_brute_force_on_random_points(conn):
+    rng = random.Random(5)
+    box = conn.execute(text("SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
+                            "(SELECT ST_Extent(geom) e FROM service_requests WHERE status <> 'closed') x")).one()
+    c6 = _crew_id(conn, "animal-control-c6")
+    services = [r[0] for r in conn.execute(text("SELECT DISTINCT service_code FROM service_requests "
+                                                "WHERE status <> 'closed' LIMIT 5"))]
+    checked = 0
+    for i in range(60):
+        # inside the city, and some far outside it (the degree/metre distortion is largest there)
+        if i % 6 == 5:
+            lat, lon = rng.uniform(-60, 70), rng.uniform(-179, 179)
+        else:
+            lat, lon = rng.uniform(box[1], box[3]), rng.uniform(box[0], box[2])
+        limit = rng.choice([1, 5, 20, 50, 200])
+        kwargs = [{}, {"crew_ids": [c6]}, {"service": rng.choice(services)}, {"overdue": True}][i % 4]
+        got = crew.nearest_ids(conn, lat, lon, limit=limit, **kwargs)
+        want = _brute(conn, lat, lon, limit, **kwargs)
+        assert [g[0] for g in got] == [w[0] for w in want], (lat, lon, limit, kwargs)
+        assert all(abs(g[1] - w[1]) < 1e-6 for g, w in zip(got, want))
+        checked += len(got)
+    assert checked > 1000
+
+
+def test_knn_uses_the_partial_open_index(conn):
+    plan = "\n".join(r[0] for r in conn.execute(text(
+        "EXPLAIN " + crew._KNN.text), {"lat": 42.33, "lon": -71.04, "all_crews": True, "crew_ids": [],
+                                        "service": None, "overdue": False, "cand": 64}))
+    assert "service_requests_open_geom_gist" in plan
+
+
+def test_knn_bound_fallback_is_exact_where_candidates_crowd_one_side(conn):
+    # 70 tickets ~222 m north (0.0020°) and one ~213 m east (0.0026°): in degrees the northern crowd
+    # fills the whole KNN candidate set, in metres the eastern one is nearest. Built in a transaction
+    # that is rolled back, with a crew of their own so nothing else competes.
+    crew_id = conn.execute(text("INSERT INTO crews (code, name) VALUES ('test-knn', 'KNN test') RETURNING id")).scalar()
+    insert = text("INSERT INTO service_requests (service_code, geom, channel, crew_id) VALUES "
+                  "('animal-generic', ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), 'api', :c) RETURNING id")
+    for k in range(70):
+        conn.execute(insert, {"lat": 42.3345 + 0.0020 + k * 1e-6, "lon": -71.0398, "c": crew_id})
+    east = conn.execute(insert, {"lat": 42.3345, "lon": -71.0398 + 0.0026, "c": crew_id}).scalar()
+    try:
+        by_degrees = conn.execute(text("SELECT id FROM service_requests WHERE crew_id = :c ORDER BY geom <-> "
+                                       "ST_SetSRID(ST_MakePoint(-71.0398, 42.3345), 4326) LIMIT 64"),
+                                  {"c": crew_id}).scalars().all()
+        assert east not in by_degrees               # the plain degree KNN would miss it
+        got = crew.nearest_ids(conn, 42.3345, -71.0398, limit=1, crew_ids=[crew_id])
+        assert got[0][0] == east
+        for limit in (1, 2, 10, 71, 80):
+            assert crew.nearest_ids(conn, 42.3345, -71.0398, limit=limit, crew_ids=[crew_id]) == \
+                _brute(conn, 42.3345, -71.0398, limit, crew_ids=[crew_id])
+    finally:
+        conn.rollback()
+
+
+def test_near_me_cards_and_scope(conn):
+    ticket = _dog(conn)
+    user = _user(conn)
+    cards = crew.near_me(conn, user, *STRAY_DOG, scope="mine", limit=10)
+    assert cards[0]["public_id"] == ticket["public_id"] and cards[0]["distance_m"] < 1
+    assert all(c["crew"]["code"] == "animal-control-c6" for c in cards)
+    assert [c["distance_m"] for c in cards] == sorted(c["distance_m"] for c in cards)
+    assert cards[0]["sla"] in ("on_time", "due_soon", "no_sla") and cards[0]["age_hours"] < 1
+    everyone = crew.near_me(conn, user, *STRAY_DOG, scope="all", limit=10)
+    assert {c["crew"]["code"] for c in everyone if c["crew"]} - {"animal-control-c6"}
+    with pytest.raises(InvalidInput):
+        crew.near_me(conn, user, "nan", -71, scope="all")
+    with pytest.raises(InvalidInput):
+        crew.near_me(conn, user, 42, -71, scope="everyone")
+
+
+def test_route_is_nearest_neighbour_improved_by_two_opt(conn):
+    rng = random.Random(7)
+    for _ in range(12):
+        _dog(conn, lat=42.3345 + rng.uniform(-0.003, 0.002), lon=-71.0398 + rng.uniform(-0.008, 0.008))
+    user = _user(conn)
+    plan = crew.plan_route(conn, user, *STRAY_DOG)
+    open_ids = {r[0] for r in conn.execute(text("SELECT public_id FROM service_requests WHERE status <> 'closed' "
+                                                "AND crew_id = :c"), {"c": user.crew_ids[0]})}
+    assert {s["public_id"] for s in plan["stops"]} == open_ids or len(plan["stops"]) == crew.ROUTE_MAX_STOPS
+    assert plan["total_m"] <= plan["nearest_neighbour_m"] + 0.1
+    assert abs(sum(s["leg_m"] for s in plan["stops"]) - plan["total_m"]) < 1
+    # 2-opt leaves no improving reversal; the legs are geodesic metres
+    pts = [STRAY_DOG] + [(s["lat"], s["lon"]) for s in plan["stops"]]
+    m = crew._distance_matrix(pts)
+    order = list(range(len(pts)))
+    assert crew.two_opt(m, order) == order or crew.path_length(m, crew.two_opt(m, order)) >= \
+        crew.path_length(m, order) - 1e-3
+    # on a tiny instance the 2-opt path is no worse than the best of every permutation by more than NN
+    from itertools import permutations
+    small = pts[:7]
+    ms = crew._distance_matrix(small)
+    best = min(crew.path_length(ms, [0, *p]) for p in permutations(range(1, len(small))))
+    two = crew.path_length(ms, crew.two_opt(ms, crew.nearest_neighbour(ms)))
+    assert best <= two <= crew.path_length(ms, crew.nearest_neighbour(ms)) + 1e-6
+
+
+def _jpeg(size=(64, 48), exif=None, colour=(200, 30, 30)):
+    buf = io.BytesIO()
+    Image.new("RGB", size, colour).save(buf, "JPEG", exif=exif or Image.Exif())
+    return buf.getvalue()
+
+
+def _exif_rotated_with_gps():
+    exif = Image.Exif()
+    exif[0x0112] = 6                  # orientation: rotate 90° CW to display
+    exif[0x010F] = "PhoneMaker"       # camera make: must not survive
+    gps = exif.get_ifd(0x8825)
+    gps.update({1: "N", 2: (42.0, 20.0, 4.2), 3: "W", 4: (71.0, 2.0, 23.28)})
+    return exif
+
+
+def test_photo_is_reencoded_upright_without_metadata(tmp_path):
+    photo = media.save_photo(_jpeg((80, 40), _exif_rotated_with_gps()), tmp_path)
+    full, thumb = media.paths(tmp_path, photo.name)
+    with Image.open(full) as img:
+        assert img.format == "JPEG" and img.size == (40, 80)          # turned upright
+        assert not img.getexif() and "exif" not in img.info
+    assert thumb.exists()
+    assert photo.taken_at == {"lat": pytest.approx(42.3345, abs=1e-4), "lon": pytest.approx(-71.0398, abs=1e-4)}
+    assert b"PhoneMaker" not in full.read_bytes()
+
+
+@pytest.mark.parametrize("data,problem", [(b"", "empty"), (b"GIF89a" + b"\0" * 100, "not a readable"),
+                                          (b"%PDF-1.4 hello", "not a readable"),
+                                          (b"\xff" * (media.MAX_BYTES + 1), "larger")])
+def test_bad_photos_are_refused(tmp_path, data, problem):
+    with pytest.raises(InvalidInput, match=problem):
+        media.save_photo(data, tmp_path)
+    assert not list(tmp_path.iterdir())
+
+
+def test_photo_names_cannot_escape_the_media_dir(tmp_path):
+    for name in ("../etc/passwd", "a" * 32 + "/..", "", None, "ABCDEF" * 6):
+        with pytest.raises(InvalidInput):
+            media.paths(tmp_path, name)
+
+
+def test_crew_member_cannot_act_on_another_crews_ticket(conn, tmp_path):
+    other = submit_request(conn, NewRequest(service_code="animal-generic", lat=42.3601, lon=-71.0589,
+                                            attributes={"animal_type": "cat"}, channel="agent"))
+    assert other["crew"]["code"] != "animal-control-c6"
+    user = _user(conn)
+    with pytest.raises(Forbidden):
+        crew.act(conn, user, other["public_id"], "close", key=str(uuid.uuid4()), reason="fixed")
+    assert conn.execute(text("SELECT status FROM service_requests WHERE id = :i"), {"i": other["id"]}).scalar() == "open"
+    boss = _user(conn, role="supervisor", crews=(), username="test-supervisor")
+    done = crew.act(conn, boss, other["public_id"], "accept", key=str(uuid.uuid4()))
+    assert done["status"] == "acknowledged"
+
+
+def test_actions_are_events_with_position_and_idempotent(conn, tmp_path):
+    ticket = _dog(conn)
+    user = _user(conn)
+    key = str(uuid.uuid4())
+    crew.act(conn, user, ticket["public_id"], "accept", key=key, lat=42.3340, lon=-71.0400)
+    again = crew.act(conn, user, ticket["public_id"], "accept", key=key)
+    assert again["repeated"] is True
+    pos = conn.execute(text("SELECT ST_Y(last_position), ST_X(last_position), last_seen_at > now() - interval '1 min' "
+                            "FROM crews WHERE code = 'animal-control-c6'")).one()
+    assert pos == (pytest.approx(42.3340), pytest.approx(-71.0400), True)
+    crew.act(conn, user, ticket["public_id"], "note", key=str(uuid.uuid4()), internal_note="Gate code 1234")
+    close_key = str(uuid.uuid4())
+    done = crew.act(conn, user, ticket["public_id"], "close", key=close_key, reason="fixed",
+                    note="The dog was taken to the shelter.", photo=_jpeg(exif=_exif_rotated_with_gps()),
+                    media_dir=tmp_path)
+    assert done["status"] == "closed"
+    assert crew.act(conn, user, ticket["public_id"], "close", key=close_key, reason="fixed")["repeated"]
+    events = conn.execute(text("SELECT kind, actor, media, data FROM request_events WHERE request_id = :i "
+                               "ORDER BY id"), {"i": ticket["id"]}).all()
+    assert [e.kind for e in events] == ["created", "acknowledged", "note", "closed"]
+    assert all(e.actor == "crew:test-crew" for e in events[1:])
+    closed = events[-1]
+    assert closed.media and (tmp_path / f"{closed.media}.jpg").exists()
+    assert closed.data["photo"]["taken_at"]["lat"] == pytest.approx(42.3345, abs=1e-4)
+    # the caller hears of the closure
+    assert conn.execute(text("SELECT count(*) FROM outbox WHERE topic = 'notify' AND payload ->> 'kind' = 'closed' "
+                             "AND (payload ->> 'request_id')::bigint = :i"), {"i": ticket["id"]}).scalar() == 1
+    # internal notes, photo location and actors stay out of the public history
+    public = lifecycle.history(conn, ticket["id"], public=True)
+    text_public = repr(public)
+    assert "Gate code" not in text_public and "taken_at" not in text_public and "test-crew" not in text_public
+    assert any(e["note"] == "The dog was taken to the shelter." for e in public)
+
+
+def test_refused_action_keeps_no_photo(conn, tmp_path):
+    ticket = _dog(conn)
+    user = _user(conn)
+    with pytest.raises(InvalidInput):
+        crew.act(conn, user, ticket["public_id"], "close", key=str(uuid.uuid4()), reason="bogus",
+                 photo=_jpeg(), media_dir=tmp_path)
+    assert not list(tmp_path.glob("*.jpg"))
+
+
+# --- through the web layer ---------------------------------------------------------------------
+
+def _csrf(client, path="/crew/"):
+    page = client.get(path).get_data(as_text=True)
+    return re.search(r'<meta name="csrf-token" content="([^"]+)"', page).group(1)
+
+
+def test_crew_pages_need_a_crew_or_supervisor_role(client, staff):
+    assert client.get("/crew/").status_code in (302, 401)
+    login(client, staff["analyst"])
+    assert client.get("/crew/").status_code == 403
+    assert client.get("/crew/near.json?lat=42.33&lon=-71.04").status_code == 403
+
+
+def test_near_json_and_ticket_page(client, staff, conn):
+    ticket = _dog(conn)
+    crew.act(conn, _user(conn), ticket["public_id"], "note", key=str(uuid.uuid4()), internal_note="Dog is shy")
+    login(client, staff["crew"])
+    body = client.get(f"/crew/near.json?lat={STRAY_DOG[0]}&lon={STRAY_DOG[1]}").get_json()
+    assert body["tickets"][0]["public_id"] == ticket["public_id"]
+    bad = client.get("/crew/near.json?lat=abc&lon=-71", headers={"Accept": "application/json"})
+    assert bad.status_code == 400 and bad.get_json()["field"] == "lat"
+    page = client.get(f"/crew/tickets/{ticket['public_id']}").get_data(as_text=True)
+    assert "Stray dog by the park" in page and "Dog is shy" in page and "Ann Caller" in page
+    assert "+16175550142" not in page and f"geo:{STRAY_DOG[0]:.6f},{STRAY_DOG[1]:.6f}" in page
+    assert client.get("/crew/tickets/nope").status_code == 404
+
+
+def test_other_crews_ticket_is_read_only_without_notes(client, staff, conn):
+    other = submit_request(conn, NewRequest(service_code="animal-generic", lat=42.3601, lon=-71.0589,
+                                            attributes={"animal_type": "cat"}, channel="agent",
+                                            contact={"first_name": "Zed", "phone": "+16175550199"}))
+    boss = _user(conn, role="supervisor", crews=(), username="test-supervisor")
+    crew.act(conn, boss, other["public_id"], "note", key=str(uuid.uuid4()), internal_note="Secret gate code")
+    login(client, staff["crew"])
+    page = client.get(f"/crew/tickets/{other['public_id']}").get_data(as_text=True)
+    assert "Secret gate code" not in page and "Zed" not in page and "close-form" not in page
+    token = _csrf(client)
+    r = client.post(f"/crew/tickets/{other['public_id']}/actions", headers={"X-CSRFToken": token,
+                    "Accept": "application/json"}, data={"action": "close", "reason": "fixed", "key": "k-" + uuid.uuid4().hex})
+    assert r.status_code == 403 and r.get_json()["error"]
+    assert conn.execute(text("SELECT status FROM service_requests WHERE id = :i"), {"i": other["id"]}).scalar() == "open"
+
+
+def test_close_with_photo_over_http_and_photo_route(client, staff, conn, app, tmp_path):
+    app.config["MEDIA_DIR"] = str(tmp_path)
+    ticket = _dog(conn)
+    login(client, staff["crew"])
+    token = _csrf(client)
+    headers = {"X-CSRFToken": token, "Accept": "application/json"}
+    url = f"/crew/tickets/{ticket['public_id']}/actions"
+    assert client.post(url, data={"action": "close", "key": "x"}, headers={"Accept": "application/json"}).status_code == 400
+    r = client.post(url, headers=headers, content_type="multipart/form-data",
+                    data={"action": "close", "reason": "fixed", "note": "Done", "key": "key-1-" + ticket["public_id"],
+                          "lat": "42.3344", "lon": "-71.0399", "photo": (io.BytesIO(_jpeg()), "dog.jpg")})
+    assert r.status_code == 200, r.get_data(as_text=True)
+    assert r.get_json()["status"] == "closed" and r.get_json()["repeated"] is False
+    name = conn.execute(text("SELECT media FROM request_events WHERE request_id = :i AND kind = 'closed'"),
+                        {"i": ticket["id"]}).scalar()
+    got = client.get(f"/crew/photos/{name}.thumb.jpg")
+    assert got.status_code == 200 and got.mimetype == "image/jpeg"
+    assert client.get("/crew/photos/" + "0" * 32 + ".jpg").status_code == 404
+    assert media.public_photo_allowed(conn, name) is True
+    conn.execute(text("UPDATE services SET sensitive = true WHERE code = 'animal-generic'"))
+    assert media.public_photo_allowed(conn, name) is False
+    conn.rollback()
+    client.post("/logout", data={"csrf_token": token})
+    assert client.get(f"/crew/photos/{name}.jpg").status_code in (302, 401)
+
+
+def test_bad_upload_is_a_clear_error(client, staff, conn, app, tmp_path):
+    app.config["MEDIA_DIR"] = str(tmp_path)
+    ticket = _dog(conn)
+    login(client, staff["crew"])
+    r = client.post(f"/crew/tickets/{ticket['public_id']}/actions",
+                    headers={"X-CSRFToken": _csrf(client), "Accept": "application/json"},
+                    content_type="multipart/form-data",
+                    data={"action": "close", "reason": "fixed", "key": uuid.uuid4().hex,
+                          "photo": (io.BytesIO(b"<svg onload=alert(1)>"), "x.svg")})
+    assert r.status_code == 400 and r.get_json()["field"] == "photo"
+    assert conn.execute(text("SELECT status FROM service_requests WHERE id = :i"), {"i": ticket["id"]}).scalar() == "open"
