@@ -90,6 +90,17 @@ export function createMap(settings, { onPlace }) {
   let pinShown = false;
   let requestsVersion = 0;
   const ready = new Promise((resolve) => map.on("load", () => { addLayers(map, settings); resolve(); }));
+  // Hovering an open request names it (number, category, status); clicking still places the pin.
+  const hover = new maplibregl.Popup({ closeButton: false, closeOnClick: false, offset: 8, className: "request-tip" });
+  for (const layer of ["requests", "duplicates"]) {
+    map.on("mousemove", layer, (e) => {
+      const p = e.features[0].properties;
+      map.getCanvas().style.cursor = "pointer";
+      hover.setLngLat(e.lngLat).setText(`#${p.public_id} ${p.service_name || ""} · ${String(p.status).replace("_", " ")}`)
+        .addTo(map);
+    });
+    map.on("mouseleave", layer, () => { map.getCanvas().style.cursor = ""; hover.remove(); });
+  }
 
   const throttledDrag = throttle(() => { const p = pin.getLngLat(); onPlace(p.lat, p.lng, "drag"); }, 250);
   pin.on("drag", throttledDrag);
@@ -165,7 +176,7 @@ export function createMap(settings, { onPlace }) {
       await ready;
       map.getSource("duplicates").setData({ type: "FeatureCollection", features: list.map((d) => ({
         type: "Feature", geometry: { type: "Point", coordinates: [d.lon, d.lat] },
-        properties: { public_id: d.public_id, status: d.status } })) });
+        properties: { public_id: d.public_id, status: d.status, service_name: d.service_name } })) });
     },
     flyTo(lat, lon) { map.flyTo({ center: [lon, lat], zoom: 16, speed: 2.2 }); },
   };
