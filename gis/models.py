@@ -295,4 +295,15 @@ Index("service_requests_duplicate_of", ServiceRequest.duplicate_of,
       postgresql_where=ServiceRequest.duplicate_of.isnot(None))
 
 
+# --- migration 0006 (issue 9): what `pin311 arcgis publish` made on each portal (gis/arcgis_publish.py).
+class ArcGISItem(Base):
+    __tablename__ = "arcgis_items"
+    portal_url: Mapped[str] = mapped_column(Text, primary_key=True)
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    item_id: Mapped[str] = mapped_column(Text)
+    url: Mapped[str | None] = mapped_column(Text)
+    title: Mapped[str] = mapped_column(Text)
+    published_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
 __all__ = [name for name in dir() if name[:1].isupper()]

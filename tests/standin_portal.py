@@ -41,16 +41,24 @@ class HostedLayer:
         self.features = {}
         self.next_oid = itertools.count(1)
         self.unique = [i["fields"] for i in definition.get("indexes", []) if i.get("isUnique")]
+        self.index = {name: {} for name in self.unique}     # unique field -> value -> objectId
 
     def rows(self):
         return [self.features[k] for k in sorted(self.features)]
 
     def _clash(self, attrs, oid=None):
         for name in self.unique:
-            for other_oid, f in self.features.items():
-                if other_oid != oid and f["attributes"].get(name) == attrs.get(name):
-                    return f"duplicate value in unique field {name}"
+            holder = self.index[name].get(attrs.get(name), oid) if name in attrs else oid
+            if holder != oid:
+                return f"duplicate value in unique field {name}"
         return None
+
+    def _reindex(self, oid, old=None):
+        for name in self.unique:
+            if old is not None:
+                self.index[name].pop(old.get(name), None)
+            if oid in self.features:
+                self.index[name][self.features[oid]["attributes"].get(name)] = oid
 
     def apply_edits(self, adds, updates, deletes):
         field_names = {f["name"] for f in self.definition["fields"]}
@@ -65,6 +73,7 @@ class HostedLayer:
             oid = next(self.next_oid)
             attrs.update(OBJECTID=oid, GlobalID="{%s}" % str(uuid.uuid4()).upper())
             self.features[oid] = {"attributes": attrs, "geometry": feat.get("geometry")}
+            self._reindex(oid)
             out["addResults"].append({"objectId": oid, "globalId": attrs["GlobalID"], "success": True})
         for feat in updates:
             attrs = feat.get("attributes", {})
@@ -74,12 +83,17 @@ class HostedLayer:
                                              "error": {"code": 1019, "description": "Update for the object was not attempted."}})
                 continue
             kept = self.features[oid]
+            old = dict(kept["attributes"])
             kept["attributes"].update({k: v for k, v in attrs.items() if k in field_names})
             if feat.get("geometry"):
                 kept["geometry"] = feat["geometry"]
+            self._reindex(oid, old)
             out["updateResults"].append({"objectId": oid, "success": True})
         for oid in deletes:
-            ok = self.features.pop(oid, None) is not None
+            gone = self.features.pop(oid, None)
+            ok = gone is not None
+            if ok:
+                self._reindex(oid, gone["attributes"])
             out["deleteResults"].append({"objectId": oid, "success": ok} if ok else
                                         {"objectId": oid, "success": False, "error": {"code": 1019, "description": "not found"}})
         return out
@@ -131,6 +145,7 @@ class Portal:
         self.calls = []             # (method, path) of every call received
         self.geocode_candidates = {}   # single-line address (lower) -> list of candidates
         self.down = None
+        self.before_answer = None      # hook(path) run after a call took effect, before its answer is sent
         self._faults = []
         self._lock = threading.RLock()
         self._server = None
@@ -253,6 +268,8 @@ class _Handler(BaseHTTPRequestHandler):
                 answer = route(portal, method, path, form, portal.token_state(token))
         except Exception as exc:   # a bug in the stand-in shows as an ArcGIS-style error, not a hang
             answer = _error(400, f"stand-in could not handle {path}: {exc!r}")
+        if portal.before_answer:
+            portal.before_answer(path)
         if answer is None:
             return self._send(404, {"error": {"code": 404, "message": "Not found"}})
         self._send(200, answer)
@@ -265,7 +282,10 @@ class _Handler(BaseHTTPRequestHandler):
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.wfile.write(body)
+        except OSError:         # the client died meanwhile (a killed worker): what it sent still holds
+            self.close_connection = True
 
 
 from tests.standin_routes import route  # noqa: E402  (routes need the classes above)

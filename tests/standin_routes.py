@@ -137,18 +137,21 @@ def _create_service(portal, params, folder):
 
 
 def _search(portal, form):
-    terms = re.findall(r'(\w+):(?:"([^"]*)"|(\S+))', form.get("q", ""))
+    terms = re.findall(r'(NOT\s+)?(\w+):(?:"([^"]*)"|([^\s()]+))', form.get("q", ""))
     found = []
     for item in portal.items.values():
         ok = True
-        for key, quoted, bare in terms:
+        for negated, key, quoted, bare in terms:
             value = (quoted or bare).lower()
             if key == "title":
-                ok &= value in (item["title"] or "").lower()
+                hit = value in (item["title"] or "").lower()
             elif key == "tags":
-                ok &= value in [t.lower() for t in item["tags"]]
+                hit = value in [t.lower() for t in item["tags"]]
             elif key in ("type", "owner", "id"):
-                ok &= (item.get(key) or "").lower() == value
+                hit = (item.get(key) or "").lower() == value
+            else:
+                continue
+            ok &= hit != bool(negated)
         if ok:
             found.append(item)
     start, num = int(form.get("start", 1)), int(form.get("num", 10))
