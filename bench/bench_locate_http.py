@@ -1,6 +1,6 @@
 """Benchmark: the agent's pin preview, GET /api/v1/locate, against the raw LOCATE SQL — in one run.
 
-    .venv/bin/python bench/bench_locate_http.py [--n 2000] [--service animal-generic]
+    .venv/bin/python bench/bench_locate_http.py [--n 1000] [--rounds 3] [--service animal-generic]
 
 Server time is the whole Flask request handled in-process (session cookie → user → LOCATE, reverse
 geocode, routing for the category, nearby open requests → JSON), i.e. what a server worker spends,
@@ -71,8 +71,9 @@ def time_http(client, points, service):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=2000, help="points per measurement (default 2000)")
+    parser.add_argument("--n", type=int, default=1000, help="points per measurement (default 1000)")
     parser.add_argument("--service", default="animal-generic")
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
     app = create_app({"RATELIMIT_ENABLED": False})
@@ -83,6 +84,7 @@ def main():
             sys.exit("no demo city in this database: run `pin311 demo load` first")
         users.create(conn, username, password, "agent", "Benchmark")
         points = sample_points(conn, args.n)
+    rounds = []
     try:
         client = app.test_client()
         page = client.get("/login").get_data(as_text=True)
@@ -90,22 +92,33 @@ def main():
         client.post("/login", data={"username": username, "password": password, "csrf_token": token})
         time_http(client, points[:200], args.service)        # warm-up: pools, catalogue, plan cache
         time_raw(engine, points[:200])
-        raw = time_raw(engine, points)
-        http, bad = time_http(client, points, args.service)
-        raw_again = time_raw(engine, points)                 # the baseline on both sides of the run
+        # Rounds of raw → endpoint → raw: on a shared machine one round can be hit by a neighbour's load,
+        # so each round's ratio uses the baseline measured around it, and the verdict takes the median round.
+        bad = 0
+        for _ in range(args.rounds):
+            raw = time_raw(engine, points)
+            http, failed = time_http(client, points, args.service)
+            raw += time_raw(engine, points)
+            bad += failed
+            rounds.append((raw, http))
     finally:
         with engine.begin() as conn:
             conn.execute(text("DELETE FROM users WHERE username = :u"), {"u": username})
-    raw_all = raw + raw_again
-    raw_p99, http_p99 = percentile(raw_all, 99), percentile(http, 99)
-    print(f"points: {len(points)} (demo city, service {args.service}); non-200 responses: {bad}")
-    print(f"raw LOCATE SQL (psycopg2)      p50 {statistics.median(raw_all):6.2f} ms   p99 {raw_p99:6.2f} ms")
-    print(f"GET /api/v1/locate (in-process) p50 {statistics.median(http):6.2f} ms   p99 {http_p99:6.2f} ms")
-    print(f"ratio endpoint/raw: p50 {statistics.median(http) / statistics.median(raw_all):.1f}x   "
-          f"p99 {http_p99 / raw_p99:.1f}x")
+    print(f"points: {len(points)} per round, {args.rounds} rounds (demo city, service {args.service}); "
+          f"non-200 responses: {bad}")
+    print("round   raw LOCATE p50 / p99 (ms)   GET /api/v1/locate p50 / p99 (ms)   ratio p50 / p99")
+    p99s = []
+    for i, (raw, http) in enumerate(rounds, 1):
+        r50, r99 = statistics.median(raw), percentile(raw, 99)
+        h50, h99 = statistics.median(http), percentile(http, 99)
+        p99s.append((h99, h99 / r99))
+        print(f"{i:>5}   {r50:8.2f} / {r99:6.2f}            {h50:8.2f} / {h99:6.2f}                 "
+              f"{h50 / r50:5.1f}x / {h99 / r99:4.1f}x")
+    http_p99, ratio = sorted(p99s)[len(p99s) // 2]
     verdict = "meets" if http_p99 < TARGET_P99_MS else "MISSES"
-    print(f"p99 {http_p99:.2f} ms {verdict} the {TARGET_P99_MS:.0f} ms target "
-          "(endpoint = locate + reverse geocode + routing + nearby open requests + session + JSON)")
+    print(f"median round: endpoint p99 {http_p99:.2f} ms = {ratio:.1f}x the raw LOCATE p99; {verdict} the "
+          f"{TARGET_P99_MS:.0f} ms target")
+    print("(endpoint = session user + locate + reverse geocode + routing + nearby open requests + JSON, in-process)")
     return 0 if not bad else 1
 
 
