@@ -118,7 +118,7 @@ def main():
     verdict = "meets" if http_p99 < TARGET_P99_MS else "MISSES"
     print(f"median round: endpoint p99 {http_p99:.2f} ms = {ratio:.1f}x the raw LOCATE p99; {verdict} the "
           f"{TARGET_P99_MS:.0f} ms target")
-    print("(endpoint = session user + locate + reverse geocode + routing + nearby requests + JSON, in-process)")
+    print("(endpoint = session user + locate + reverse geocode + routing + nearby + JSON, in-process)")
     return 0 if not bad else 1
 
 
