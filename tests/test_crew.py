@@ -68,11 +68,21 @@ def test_knn_equals_brute_force_on_random_points(conn):
     assert checked > 1000
 
 
-def test_knn_uses_the_partial_open_index(conn):
-    plan = "\n".join(r[0] for r in conn.execute(text(
-        "EXPLAIN " + crew._KNN.text), {"lat": 42.33, "lon": -71.04, "all_crews": True, "crew_ids": [],
-                                        "service": None, "overdue": False, "cand": 64}))
-    assert "service_requests_open_geom_gist" in plan
+def test_knn_uses_the_partial_open_index_even_for_one_crew(conn):
+    c6 = _crew_id(conn, "animal-control-c6")
+    for all_crews, crews in ((True, []), (False, [c6])):
+        conn.rollback()
+        with conn.begin():
+            plan = "\n".join(r[0] for r in conn.execute(text(crew._KNN_ONLY + "EXPLAIN " + crew.KNN_SELECT), {
+                "lat": 42.33, "lon": -71.04, "all_crews": all_crews, "crew_ids": crews, "service": None,
+                "overdue": False, "cand": 64}))
+        assert "Index Scan using service_requests_open_geom_gist" in plan and "Order By" in plan, plan
+        assert "Sort" not in plan.replace("Order By", ""), plan
+    # and the planner settings are back to normal after a near-me query in the same transaction
+    crew.nearest_ids(conn, 42.33, -71.04, limit=5, crew_ids=[c6])
+    assert conn.execute(text("SELECT current_setting('enable_sort'), current_setting('enable_bitmapscan')")).one() \
+        == ("on", "on")
+    conn.rollback()
 
 
 def test_knn_bound_fallback_is_exact_where_candidates_crowd_one_side(conn):

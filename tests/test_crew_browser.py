@@ -1,0 +1,178 @@
+"""The crew view in Debian's chromium at a phone's size (390×844), with the device's location granted
+(or refused): near me in distance order → open → accept → start → close with a photo; offline close
+replayed exactly once; the "I am here" pin; my route on the map."""
+import io
+import json
+
+import pytest
+from PIL import Image
+from sqlalchemy import text
+
+from gis import crew
+from tests.conftest import browser_login, screenshot
+from tests.test_crew import STRAY_DOG, _dog, _exif_rotated_with_gps, _user
+
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture
+def phone(browser):
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2,
+                                  geolocation={"latitude": STRAY_DOG[0], "longitude": STRAY_DOG[1]},
+                                  permissions=["geolocation"])
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def media_dir(app, tmp_path):
+    saved = app.config["MEDIA_DIR"]
+    app.config["MEDIA_DIR"] = str(tmp_path)
+    yield tmp_path
+    app.config["MEDIA_DIR"] = saved
+
+
+def _photo_bytes():
+    buf = io.BytesIO()
+    Image.new("RGB", (120, 90), (90, 140, 60)).save(buf, "JPEG", exif=_exif_rotated_with_gps())
+    return buf.getvalue()
+
+
+def _closures(conn, request_id):
+    conn.rollback()
+    return conn.execute(text("SELECT count(*) FROM request_events WHERE request_id = :i AND kind = 'closed'"),
+                        {"i": request_id}).scalar()
+
+
+def _status(conn, request_id):
+    conn.rollback()
+    return conn.execute(text("SELECT status FROM service_requests WHERE id = :i"), {"i": request_id}).scalar()
+
+
+def test_scenario5_near_me_then_close_with_photo(phone, live_server, staff, conn, media_dir):
+    ticket = _dog(conn)
+    page = phone.new_page()
+    browser_login(page, live_server, staff["crew"])
+    page.wait_for_url(f"{live_server}/crew/")
+    page.wait_for_selector("#tickets li.ticket")
+    page.wait_for_function("document.querySelector('#map canvas') !== null")
+    cards = page.eval_on_selector_all("#tickets li.ticket", "els => els.map(e => [e.dataset.publicId, +e.dataset.distance])")
+    assert cards[0][0] == ticket["public_id"]
+    distances = [d for _, d in cards]
+    assert distances == sorted(distances)
+    expected = crew.near_me(conn, _user(conn), *STRAY_DOG, scope="mine", limit=50)
+    assert [c[0] for c in cards] == [t["public_id"] for t in expected]
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]   # no sideways scrolling
+    screenshot(page, "crew-near-me")
+
+    page.click(f"#tickets li.ticket[data-public-id='{ticket['public_id']}'] a")
+    page.wait_for_url(f"**/crew/tickets/{ticket['public_id']}")
+    assert "Stray dog by the park" in page.inner_text("main")
+    assert page.get_attribute("#nav-geo", "href").startswith(f"geo:{STRAY_DOG[0]:.6f},{STRAY_DOG[1]:.6f}")
+    page.click("button[data-action=accept]")
+    page.wait_for_selector("#action-message[data-kind=ok]:has-text('Accepted')")
+    page.click("button[data-action=start]")
+    page.wait_for_selector("#action-message[data-kind=ok]:has-text('Started')")
+    page.select_option("#close-reason", "fixed")
+    page.fill("#close-note", "The dog was taken to the shelter.")
+    page.fill("#close-internal", "Owner tag: none")
+    page.set_input_files("#close-photo", files=[{"name": "dog.jpg", "mimeType": "image/jpeg", "buffer": _photo_bytes()}])
+    page.click("#close-form button[type=submit]")
+    page.wait_for_selector("#action-message[data-kind=ok]:has-text('Closed')")
+    screenshot(page, "crew-ticket-closed")
+
+    assert _status(conn, ticket["id"]) == "closed"
+    events = conn.execute(text("SELECT kind, actor, public_note, internal_note, media FROM request_events "
+                               "WHERE request_id = :i ORDER BY id"), {"i": ticket["id"]}).all()
+    assert [e.kind for e in events] == ["created", "acknowledged", "started", "closed"]
+    closed = events[-1]
+    assert closed.actor == "crew:test-crew" and closed.public_note == "The dog was taken to the shelter."
+    assert closed.internal_note == "Owner tag: none"
+    assert (media_dir / f"{closed.media}.jpg").exists() and (media_dir / f"{closed.media}.thumb.jpg").exists()
+    notify = conn.execute(text("SELECT count(*) FROM outbox WHERE topic = 'notify' AND payload ->> 'kind' = 'closed' "
+                               "AND (payload ->> 'request_id')::bigint = :i"), {"i": ticket["id"]}).scalar()
+    assert notify == 1
+    seen = conn.execute(text("SELECT ST_Y(last_position), ST_X(last_position) FROM crews "
+                             "WHERE code = 'animal-control-c6'")).one()
+    assert seen == (pytest.approx(STRAY_DOG[0], abs=1e-6), pytest.approx(STRAY_DOG[1], abs=1e-6))
+
+    page.reload()
+    page.wait_for_selector(".photos img")
+    assert page.evaluate("document.querySelector('.photos img').naturalWidth") > 0   # served to staff
+    assert "Owner tag: none" in page.inner_text("#history")
+    screenshot(page, "crew-ticket-history")
+
+
+def test_offline_close_is_sent_once_when_the_connection_returns(phone, live_server, staff, conn, media_dir):
+    ticket = _dog(conn)
+    page = phone.new_page()
+    browser_login(page, live_server, staff["crew"])
+    page.wait_for_url(f"{live_server}/crew/")
+    page.goto(f"{live_server}/crew/tickets/{ticket['public_id']}")
+    page.wait_for_selector("#close-form")
+    phone.set_offline(True)
+    page.select_option("#close-reason", "fixed")
+    page.fill("#close-note", "Closed from the truck, offline.")
+    page.set_input_files("#close-photo", files=[{"name": "dog.jpg", "mimeType": "image/jpeg", "buffer": _photo_bytes()}])
+    page.click("#close-form button[type=submit]")
+    page.wait_for_selector("#action-message[data-kind=queued]")
+    queued = page.evaluate("JSON.parse(localStorage.getItem('pin311.crew.queue'))")
+    assert len(queued) == 1 and queued[0]["fields"]["action"] == "close" and queued[0]["photo"].startswith("data:image/")
+    assert page.is_visible("#queue-status")
+    screenshot(page, "crew-offline-queued")
+    assert _status(conn, ticket["id"]) == "open" and _closures(conn, ticket["id"]) == 0
+
+    phone.set_offline(False)
+    page.wait_for_selector("#action-message[data-kind=ok]:has-text('Closed')", timeout=20000)
+    assert page.evaluate("JSON.parse(localStorage.getItem('pin311.crew.queue'))") == []
+    assert _status(conn, ticket["id"]) == "closed" and _closures(conn, ticket["id"]) == 1
+    screenshot(page, "crew-offline-replayed")
+
+    # The same action replayed again (say the answer was lost on the way back): still one closure.
+    page.evaluate("item => { localStorage.setItem('pin311.crew.queue', JSON.stringify([item]));"
+                  " window.dispatchEvent(new Event('online')); }", queued[0])
+    page.wait_for_selector("#action-message[data-kind=ok]:has-text('already received')", timeout=20000)
+    assert _closures(conn, ticket["id"]) == 1
+    photos = conn.execute(text("SELECT count(media) FROM request_events WHERE request_id = :i"), {"i": ticket["id"]}).scalar()
+    assert photos == 1 and len(list(media_dir.glob("*.thumb.jpg"))) == 1
+
+
+def test_refused_location_uses_the_i_am_here_pin(browser, live_server, staff, conn):
+    ticket = _dog(conn)
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, permissions=[])
+    try:
+        page = context.new_page()
+        browser_login(page, live_server, staff["crew"])
+        page.wait_for_url(f"{live_server}/crew/")
+        page.wait_for_selector("#where[data-state=refused]", timeout=20000)
+        page.evaluate("localStorage.removeItem('pin311.crew.position')")
+        page.wait_for_function("document.querySelector('#map canvas') !== null")
+        box = page.locator("#map").bounding_box()
+        page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.wait_for_selector("#where[data-state=manual]")
+        page.wait_for_selector("#tickets li.ticket")
+        where = page.evaluate("JSON.parse(localStorage.getItem('pin311.crew.position'))")
+        assert where["manual"] is True
+        cards = page.eval_on_selector_all("#tickets li.ticket", "els => els.map(e => e.dataset.publicId)")
+        expected = crew.near_me(conn, _user(conn), where["lat"], where["lon"], scope="mine", limit=50)
+        assert cards == [t["public_id"] for t in expected] and ticket["public_id"] in cards
+        screenshot(page, "crew-i-am-here")
+    finally:
+        context.close()
+
+
+def test_my_route_on_the_map(phone, live_server, staff, conn):
+    for dlat, dlon in ((0.001, 0.002), (-0.001, 0.004), (0.0005, -0.003)):
+        _dog(conn, lat=STRAY_DOG[0] + dlat, lon=STRAY_DOG[1] + dlon)
+    page = phone.new_page()
+    browser_login(page, live_server, staff["crew"])
+    page.wait_for_url(f"{live_server}/crew/")
+    page.wait_for_selector("#tickets li.ticket")
+    page.click("#tab-route")
+    page.wait_for_selector("#route-summary:not([hidden])")
+    stops = page.eval_on_selector_all("#tickets li.ticket", "els => els.map(e => e.dataset.publicId)")
+    plan = crew.plan_route(conn, _user(conn), *STRAY_DOG)
+    assert stops == [s["public_id"] for s in plan["stops"]]
+    route = page.evaluate("JSON.stringify(document.querySelector('#map') && window.maplibregl ? 1 : 0)")
+    assert json.loads(route) == 1
+    screenshot(page, "crew-my-route")
