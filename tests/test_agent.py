@@ -62,6 +62,11 @@ def test_screen_pop_page_renders_history_and_survives_a_bad_number(client, staff
     found = re.search(r'<script type="application/json" id="call-data">(.*?)</script>', page, re.S)
     data = json.loads(found.group(1))
     assert ticket["public_id"] in [t["public_id"] for t in data["tickets"]]
+    # contact-centre software often sends the + unencoded (it arrives as a space) or a tel: URI
+    for raw in ("+16175550142", "tel:+1-617-555-0142"):
+        page = client.get(f"/agent/call?from={raw}").get_data(as_text=True)
+        found = re.search(r'<script type="application/json" id="call-data">(.*?)</script>', page, re.S)
+        assert json.loads(found.group(1))["phone"] == "+16175550142"
     bad = client.get("/agent/call?from=%27%3Cscript%3E")
     assert bad.status_code == 200 and "phone number" in bad.get_data(as_text=True)
     assert "<script>" not in bad.get_data(as_text=True).split("<main")[1].split("</main>")[0]
