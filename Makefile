@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PORT ?= 5000
 # Debian packages the project needs: PostgreSQL 15 + PostGIS 3, GDAL's tools (the tests read our
 # services with ogrinfo), Chromium for the browser tests.
-APT_PACKAGES := postgresql-15 postgresql-15-postgis-3 postgresql-contrib gdal-bin chromium
+APT_PACKAGES := postgresql-15 postgresql-15-postgis-3 postgresql-contrib gdal-bin chromium wrk
 
 .PHONY: setup system venv db run test bench drill clean-db
 

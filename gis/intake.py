@@ -46,7 +46,7 @@ class NewRequest:
 
 _INSERT = text(f"""
 WITH {LOCATE_CTE},
-s AS (SELECT code, sla_hours, default_crew_id FROM services WHERE code = :service AND active),
+s AS (SELECT code, name, sla_hours, default_crew_id FROM services WHERE code = :service AND active),
 decision AS (
   SELECT s.code, coalesce(rule.crew_id, s.default_crew_id) AS crew_id, {ROUTED_BY} AS routed_by,
          now() + make_interval(hours => coalesce(s.sla_hours, 0)) AS expected_at, loc.parcel, loc.districts,
@@ -62,7 +62,9 @@ ins AS (
          CASE WHEN :has_sla THEN d.expected_at END, :idempotency_key
     FROM decision d WHERE d.inside
   ON CONFLICT (idempotency_key) DO NOTHING
-  RETURNING id, public_id, crew_id, routed_by, districts, parcel_id, expected_at, requested_at
+  RETURNING id, public_id, service_code, status, description, ST_Y(geom) AS lat, ST_X(geom) AS lon, address,
+            parcel_id, districts, routed_by, requested_at, updated_at, expected_at, closed_at, channel,
+            duplicate_of, crew_id
 ),
 ev AS (
   INSERT INTO request_events (request_id, kind, status, public_note, actor, data)
@@ -80,8 +82,14 @@ ob AS (
   UNION ALL
   SELECT 'publish', jsonb_build_object('request_id', ev.request_id, 'event_id', ev.id) FROM ev
 )
-SELECT (SELECT inside FROM loc) AS inside, (SELECT count(*) FROM s) AS service_found, ins.* FROM (SELECT 1) one
-  LEFT JOIN ins ON true""")
+SELECT (SELECT inside FROM loc) AS inside, (SELECT count(*) FROM s) AS service_found, ins.*,
+       (SELECT name FROM s) AS service_name, c.code AS crew_code, c.name AS crew_name
+  FROM (SELECT 1) one LEFT JOIN ins ON true LEFT JOIN crews c ON c.id = ins.crew_id""")
+
+# The ticket's fields, in the order find_ticket gives them; the intake statement returns the same.
+TICKET_FIELDS = ("id", "public_id", "service_code", "service_name", "status", "description", "lat", "lon",
+                 "address", "parcel_id", "districts", "routed_by", "requested_at", "updated_at", "expected_at",
+                 "closed_at", "channel", "duplicate_of")
 
 _TICKET = text("""
 SELECT r.id, r.public_id, r.service_code, sv.name AS service_name, r.status, r.description,
@@ -200,7 +208,7 @@ def submit_request(conn, req):
     except BaseException:
         conn.rollback()
         raise
-    return {**find_ticket(conn, request_id=row.id), "created": True}
+    return {**_ticket(row), "created": True}   # from the statement itself: no second round-trip
 
 
 def _inside_if_swapped(conn, lat, lon):
@@ -217,9 +225,10 @@ def find_ticket(conn, request_id=None, public_id=None, idempotency_key=None):
     else:
         where, value = "r.idempotency_key = :v", idempotency_key
     row = conn.execute(text(_TICKET.text.format(where=where)), {"v": value}).first()
-    if row is None:
-        return None
-    ticket = dict(row._mapping)
-    ticket["crew"] = {"code": ticket.pop("crew_code"), "name": ticket.pop("crew_name")} \
-        if row.crew_code else None
+    return _ticket(row) if row is not None else None
+
+
+def _ticket(row):
+    ticket = {name: getattr(row, name) for name in TICKET_FIELDS}
+    ticket["crew"] = {"code": row.crew_code, "name": row.crew_name} if row.crew_code else None
     return ticket

@@ -120,3 +120,32 @@ def test_district_snapshot_survives_a_layer_change(conn, engine):
     finally:
         layers.import_layer(engine, DATA / "police_districts.geojson", "police_districts", "district",
                             code_field="code", name_field="name", progress=False)
+
+
+def test_the_returned_ticket_is_what_find_ticket_reads(conn):
+    # submit_request builds the ticket from its one statement's RETURNING; it must equal a fresh read.
+    ticket = _submit(conn, contact={"email": "someone@example.org"})
+    assert ticket.pop("created") is True
+    assert ticket == intake.find_ticket(conn, request_id=ticket["id"])
+    assert "email" not in ticket and "contact" not in ticket
+
+
+def test_api_key_use_is_recorded_without_a_write_per_request(engine):
+    from gis import apikeys
+    with engine.begin() as c:
+        _, key = apikeys.create(c, "touch test", ("api:read",))
+    with engine.begin() as c:
+        first = apikeys.verify(c, key, "api:read")
+        used = c.scalar(text("SELECT last_used_at FROM api_keys WHERE id = :i"), {"i": first.id})
+    assert used is not None
+    with engine.begin() as c:
+        apikeys.verify(c, key, "api:read")
+        assert c.scalar(text("SELECT last_used_at FROM api_keys WHERE id = :i"), {"i": first.id}) == used
+        c.execute(text("UPDATE api_keys SET last_used_at = now() - interval '2 minutes' WHERE id = :i"),
+                  {"i": first.id})
+    with engine.begin() as c:
+        apikeys.verify(c, key, "api:read")
+        assert c.scalar(text("SELECT last_used_at FROM api_keys WHERE id = :i"), {"i": first.id}) > used
+        apikeys.revoke(c, first.id)
+    with engine.begin() as c, pytest.raises(Exception, match="not valid"):
+        apikeys.verify(c, key, "api:read")

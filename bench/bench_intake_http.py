@@ -1,0 +1,169 @@
+"""Benchmark: HTTP intake (POST /api/v1/requests under gunicorn) vs the same transaction as raw SQL.
+
+    .venv/bin/python bench/bench_intake_http.py [--seconds 15] [--connections 8]
+
+The server is gunicorn with 2 sync workers on loopback; the load comes from wrk (Debian's `wrk`,
+a second process) posting random Boston points with an API key. The baseline, in the same run, is
+the intake statement itself (gis.intake's one INSERT … statement: locate + route + request + event +
+outbox) executed through psycopg2 with commit, by as many client threads as the server has workers,
+and by 8. Targets (issue 4): >= 1,000 req/s, p99 < 50 ms, HTTP/raw >= 0.5.
+"""
+import argparse
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from common import ROOT, machine, percentile, sample_points, scratch_db
+
+from sqlalchemy import create_engine, pool, text  # noqa: E402
+
+WORKERS = 2
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+LUA = """
+local points = {%(points)s}
+local i = 0
+request = function()
+  i = i + 1
+  local p = points[(i %% #points) + 1]
+  local body = string.format('{"service_code":"animal-generic","lat":%%.6f,"lon":%%.6f,' ..
+    '"attributes":{"animal_type":"dog"},"description":"wrk bench","channel":"api"}', p[1], p[2])
+  return wrk.format("POST", "/api/v1/requests",
+                    {["Content-Type"] = "application/json", ["X-Api-Key"] = "%(key)s"}, body)
+end
+"""
+
+
+def run_wrk(port, key, points, seconds, connections):
+    script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+    script.write(LUA % {"points": ",".join(f"{{{lat:.6f},{lon:.6f}}}" for lat, lon in points), "key": key})
+    script.close()
+    try:
+        out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script.name,
+                              f"http://127.0.0.1:{port}/"], capture_output=True, text=True, timeout=seconds + 60)
+    finally:
+        os.unlink(script.name)
+    text_out = out.stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", text_out).group(1))
+    pct = {}
+    for q, value, unit in re.findall(r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$", text_out, re.M):
+        pct[int(q)] = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text_out)
+    socket_errors = re.search(r"Socket errors: (.*)", text_out)
+    return rate, pct, int(errors.group(1)) if errors else 0, socket_errors.group(1) if socket_errors else "", text_out
+
+
+def raw_sql(url, points, seconds, clients):
+    """The intake statement, as submit_request runs it, straight through psycopg2 (one per thread)."""
+    from gis.intake import _INSERT
+    sql = re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", _INSERT.text)
+    engine = create_engine(url, poolclass=pool.NullPool)
+    done, lat_ms = [0] * clients, [[] for _ in range(clients)]
+    stop = time.perf_counter() + seconds
+
+    def worker(k):
+        raw = engine.raw_connection()
+        cur = raw.cursor()
+        n = k
+        while time.perf_counter() < stop:
+            lat, lon = points[n % len(points)]
+            n += clients
+            t0 = time.perf_counter()
+            cur.execute(sql, {"lat": lat, "lon": lon, "service": "animal-generic", "description": "raw bench",
+                              "attributes": json.dumps({"animal_type": "dog"}), "address": None, "address_id": None,
+                              "channel": "api", "media_url": None, "idempotency_key": None, "has_sla": True,
+                              "actor": "bench", "has_contact": False, "notify": True, "first_name": None,
+                              "last_name": None, "phone": None, "email": None, "device_id": None,
+                              "account_id": None})
+            cur.fetchall()
+            raw.commit()
+            lat_ms[k].append((time.perf_counter() - t0) * 1000)
+            done[k] += 1
+        raw.close()
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    engine.dispose()
+    all_ms = [x for per in lat_ms for x in per]
+    return sum(done) / elapsed, percentile(all_ms, 50), percentile(all_ms, 99)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="threads per gunicorn worker (gthread); 1 = sync workers")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is not installed (Debian package `wrk`; `make setup` installs it)")
+    print(f"# HTTP intake vs raw SQL — {machine()}")
+    with scratch_db(with_requests=False) as url:
+        from gis import apikeys
+        engine = create_engine(url, poolclass=pool.NullPool)
+        with engine.begin() as c:
+            _, key = apikeys.create(c, "bench", ("api:write", "api:read"))
+            points = sample_points(c, 2000)
+        port = free_port()
+        env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": secrets.token_hex(24),
+               "PIN311_DB_POOL_SIZE": str(args.threads)}
+        kind = ["-k", "sync"] if args.threads == 1 else ["-k", "gthread", "--threads", str(args.threads)]
+        server = subprocess.Popen([str(Path(sys.executable).with_name("gunicorn")), "-w", str(WORKERS), *kind,
+                                   "-b", f"127.0.0.1:{port}", "--log-level", "warning", "wsgi:app"],
+                                  cwd=ROOT, env=env)
+        try:
+            for _ in range(100):
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            run_wrk(port, key, points, 3, args.connections)                      # warm-up
+            rate, pct, non2xx, sock_err, raw_out = run_wrk(port, key, points, args.seconds, args.connections)
+        finally:
+            server.terminate()
+            server.wait(timeout=20)
+        inflight = WORKERS * args.threads          # transactions the server can have in flight at once
+        raw2 = raw_sql(url, points, args.seconds, inflight)
+        raw8 = raw_sql(url, points, min(args.seconds, 10), WORKERS)
+        with engine.connect() as c:
+            made = c.execute(text("SELECT count(*) FILTER (WHERE channel = 'api'), count(*) FROM service_requests")).one()
+        engine.dispose()
+    kind = "sync workers" if args.threads == 1 else f"gthread workers x {args.threads} threads"
+    print(f"HTTP POST /api/v1/requests  gunicorn {WORKERS} {kind}, wrk {args.connections} connections, "
+          f"{args.seconds} s: {rate:,.0f} req/s, p50 {pct.get(50, float('nan')):.1f} ms, "
+          f"p99 {pct.get(99, float('nan')):.1f} ms, non-2xx {non2xx}{', socket errors ' + sock_err if sock_err else ''}")
+    print(f"raw intake SQL, psycopg2, {inflight} clients: {raw2[0]:,.0f} tx/s, p50 {raw2[1]:.2f} ms, "
+          f"p99 {raw2[2]:.2f} ms")
+    print(f"raw intake SQL, psycopg2, {WORKERS} clients: {raw8[0]:,.0f} tx/s, p50 {raw8[1]:.2f} ms, "
+          f"p99 {raw8[2]:.2f} ms")
+    print(f"ratio HTTP / raw ({inflight} clients, the server's concurrency): {rate / raw2[0]:.2f}   "
+          f"HTTP / raw ({WORKERS} clients): {rate / raw8[0]:.2f}")
+    print(f"requests written: {made[0]:,} through HTTP, {made[1]:,} in all")
+    ok = rate >= 1000 and pct.get(99, 1e9) < 50 and rate / raw2[0] >= 0.5 and non2xx == 0
+    print("targets (>= 1,000 req/s, p99 < 50 ms, ratio >= 0.5, no errors): " + ("met" if ok else "MISSED"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
