@@ -21,7 +21,7 @@ const addressBox = combobox($("address-search"), $("address-options"), {
     const { candidates } = await api(`/api/v1/geocode?${query({ q, limit: 6 })}`);
     if (candidates.length) labelNeighbourhoods(candidates);
     return { found: candidates, message: candidates.length ? null
-      : `No address matches “${q}”. Check the spelling, or click the map to drop a pin.` };
+      : `No address matches “${q}” yet: keep typing, check the spelling, or click the map to drop a pin.` };
   }, 120),
   render: (c) => [el("span", { class: "opt-main" }, c.address),
                   el("span", { class: "opt-sub", "data-hood": "" }, c.neighborhood || c.city || "", c.zip ? ` ${c.zip}` : "",
