@@ -165,6 +165,8 @@ class _Parser:
             op = COMPARE[self.take("op", what="a comparison operator")[1]]
             right = self.operand()
             if left[0] == "value" and right[0] == "value":   # 1=1, 1=0: ArcGIS's way of saying all/none
+                if isinstance(left[1], str) != isinstance(right[1], str) or isinstance(left[1], tuple):
+                    raise WhereError("where clause: cannot compare those values", field="where")
                 try:
                     return true() if op(left[1], right[1]) else false()
                 except TypeError:
