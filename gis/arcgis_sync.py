@@ -64,11 +64,20 @@ def handle(conn, rows):
     districts = feats.district_layers(conn)
     features = [feats.request_feature(r, districts) for r in shown]
     gone = [public_ids[i] for i in ids if i in public_ids and i not in {r.objectid for r in shown}]
-    try:
-        return feats.upsert(FeatureLayer(url, _gis()), features, "public_id", gone=gone, batch=batch_size())
-    except Exception:
-        forget_session()
-        raise
+    for attempt in (1, 2):
+        try:
+            return feats.upsert(FeatureLayer(url, _gis()), features, "public_id", gone=gone, batch=batch_size())
+        except Exception as exc:
+            forget_session()
+            if attempt == 2 or not _token_refused(exc):
+                raise
+            log.info("arcgis sync: token refused, signing in again")
+
+
+def _token_refused(exc):
+    """An expired or revoked token: the package has gone anonymous, so sign in again at once."""
+    words = str(exc).lower()
+    return any(w in words for w in ("invalid token", "token required", "error code: 498", "error code: 499"))
 
 
 def run_once(engine, now=None, limit=None):
