@@ -286,7 +286,7 @@ def ticket_detail(conn, user, public_id):
     events = history(conn, row.id, public=not ticket["may_act"])
     ticket["history"] = events
     ticket["internal_notes"] = [e for e in events if e.get("internal_note")]
-    ticket["photos"] = [e["media"] for e in events if e.get("media")]
+    ticket["photos"] = [_photo_card(e, row.lat, row.lon) for e in events if e.get("media")]
     ticket["contacts"] = [] if not ticket["may_act"] else [
         " ".join(p for p in (c.first_name, c.last_name) if p) for c in conn.execute(text(
             "SELECT first_name, last_name FROM contacts WHERE request_id = :id ORDER BY id"), {"id": row.id})
@@ -296,6 +296,15 @@ def ticket_detail(conn, user, public_id):
         "maps": f"https://www.google.com/maps/dir/?api=1&destination={row.lat:.6f},{row.lon:.6f}",
     }
     return ticket
+
+
+def _photo_card(event, lat, lon):
+    """A photo of the history, with where it was taken (EXIF GPS, staff only) and how far that is."""
+    taken = ((event.get("data") or {}).get("photo") or {}).get("taken_at")
+    card = {"name": event["media"], "taken_at": taken, "metres_from_ticket": None}
+    if taken:
+        card["metres_from_ticket"] = round(GEOD.inv(lon, lat, taken["lon"], taken["lat"])[2])
+    return card
 
 
 def crew_choices(conn):

@@ -239,6 +239,34 @@ def test_actions_are_events_with_position_and_idempotent(conn, tmp_path):
     assert any(e["note"] == "The dog was taken to the shelter." for e in public)
 
 
+def test_two_replays_racing_close_once(engine):
+    """The same queued closure sent twice at once (two tabs, a retry): one closure, both answered."""
+    import threading
+    with engine.connect() as c:
+        ticket = _dog(c)
+        user = _user(c)
+    key, results, errors = str(uuid.uuid4()), [], []
+    barrier = threading.Barrier(2)
+
+    def send():
+        try:
+            with engine.connect() as c:
+                barrier.wait()
+                results.append(crew.act(c, user, ticket["public_id"], "close", key=key, reason="fixed", note="Done"))
+        except Exception as exc:   # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors, errors
+    assert sorted(r["repeated"] for r in results) == [False, True]
+    with engine.connect() as c:
+        assert c.execute(text("SELECT count(*) FROM request_events WHERE request_id = :i AND kind = 'closed'"),
+                         {"i": ticket["id"]}).scalar() == 1
+
+
 def test_refused_action_keeps_no_photo(conn, tmp_path):
     ticket = _dog(conn)
     user = _user(conn)
@@ -274,6 +302,19 @@ def test_near_json_and_ticket_page(client, staff, conn):
     assert "Stray dog by the park" in page and "Dog is shy" in page and "Ann Caller" in page
     assert "+16175550142" not in page and f"geo:{STRAY_DOG[0]:.6f},{STRAY_DOG[1]:.6f}" in page
     assert client.get("/crew/tickets/nope").status_code == 404
+
+
+def test_near_json_filters(client, staff, conn):
+    _dog(conn)
+    login(client, staff["crew"])
+    base = f"/crew/near.json?lat={STRAY_DOG[0]}&lon={STRAY_DOG[1]}&limit=30"
+    overdue = client.get(base + "&scope=all&overdue=1").get_json()["tickets"]
+    assert overdue and all(t["sla"] == "overdue" for t in overdue)
+    dead = client.get(base + "&scope=all&service=dead-animal").get_json()["tickets"]
+    assert all(t["service_code"] == "dead-animal" for t in dead)
+    everyone = client.get(base + "&scope=all").get_json()["tickets"]
+    assert len({t["crew"]["code"] for t in everyone if t["crew"]}) > 1
+    assert client.get(base + "&scope=nobody", headers={"Accept": "application/json"}).status_code == 400
 
 
 def test_other_crews_ticket_is_read_only_without_notes(client, staff, conn):

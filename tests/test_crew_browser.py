@@ -100,6 +100,7 @@ def test_scenario5_near_me_then_close_with_photo(phone, live_server, staff, conn
     page.wait_for_selector(".photos img")
     assert page.evaluate("document.querySelector('.photos img').naturalWidth") > 0   # served to staff
     assert "Owner tag: none" in page.inner_text("#history")
+    assert "m from the spot" in page.inner_text(".photos")     # EXIF GPS shown to staff only
     screenshot(page, "crew-ticket-history")
 
 
@@ -170,6 +171,7 @@ def test_my_route_on_the_map(phone, live_server, staff, conn):
     page.wait_for_selector("#tickets li.ticket")
     page.click("#tab-route")
     page.wait_for_selector("#route-summary:not([hidden])")
+    assert not page.is_visible("#filters")
     stops = page.eval_on_selector_all("#tickets li.ticket", "els => els.map(e => e.dataset.publicId)")
     plan = crew.plan_route(conn, _user(conn), *STRAY_DOG)
     assert stops == [s["public_id"] for s in plan["stops"]]

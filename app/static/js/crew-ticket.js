@@ -99,4 +99,10 @@ for (const form of document.querySelectorAll("form[data-action]")) {
 }
 
 describeQueue(queueStatus);
+// An action of this ticket still waiting from an earlier visit: wait for it rather than act twice.
+const waiting = pending().find((i) => i.url === actionUrl);
+if (waiting) {
+  lockActions(true);
+  say(`${DONE_TEXT[waiting.fields.action]} — saved on this phone, waiting for the connection to send it.`, "queued");
+}
 startReplaying(onResult);
