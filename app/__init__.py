@@ -23,6 +23,8 @@ def register_extensions(app):
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     from app import auth  # noqa: F401  (registers the user loader)
+    from app import security
+    security.init_app(app)
 
 
 BLUEPRINTS = (

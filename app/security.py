@@ -1,0 +1,65 @@
+"""Security headers on every response, and the checks that keep the session cookie honest.
+
+CSP: scripts only from our own origin (every page loads static JS files; JSON settings ride in
+`<script type="application/json">` blocks, which browsers never execute). MapLibre's standard build starts
+its tile worker from a blob: URL, hence `worker-src blob:`; its canvases and sprites use data:/blob: images.
+An optional base map (PIN311_BASEMAP_URL) is the only other origin allowed, for tiles and images.
+"""
+from urllib.parse import urlsplit
+
+from flask import request
+
+STAFF_PREFIXES = ("/agent", "/crew", "/admin", "/dashboards", "/api/", "/login")
+
+
+def _origin(url):
+    parts = urlsplit(url or "")
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return f"{parts.scheme}://{parts.netloc}"
+    return None
+
+
+def content_security_policy(basemap_url=""):
+    extra = _origin(basemap_url)
+    more = f" {extra}" if extra else ""
+    return "; ".join([
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        f"img-src 'self' data: blob:{more}",
+        f"connect-src 'self'{more}",
+        "worker-src 'self' blob:",
+        "child-src 'self' blob:",
+        "font-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ])
+
+
+def init_app(app):
+    csp = content_security_policy(app.config.get("BASEMAP_URL", ""))
+    production = app.config.get("ENV") == "production"
+    if production:
+        # Cookies only over HTTPS in production (config sets these; enforce them here in case of overrides).
+        app.config["SESSION_COOKIE_SECURE"] = True
+        app.config["REMEMBER_COOKIE_SECURE"] = True
+    app.config.setdefault("REMEMBER_COOKIE_HTTPONLY", True)
+    app.config["REMEMBER_COOKIE_SAMESITE"] = app.config.get("SESSION_COOKIE_SAMESITE") or "Lax"
+
+    @app.after_request
+    def security_headers(response):
+        headers = response.headers
+        headers.setdefault("Content-Security-Policy", csp)
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+        headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        headers.setdefault("Permissions-Policy", "camera=(self), geolocation=(self), microphone=()")
+        if production:
+            headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        # Staff pages and API answers carry callers' details: never keep them in shared caches.
+        if request.path.startswith(STAFF_PREFIXES) and "Cache-Control" not in headers:
+            headers["Cache-Control"] = "no-store"
+        return headers and response
