@@ -109,3 +109,18 @@ def connect(env=None):
         raise ArcGISAuthError(f"the portal refused {what}: the session is anonymous "
                               "(check the key/credentials and their privileges)")
     return gis
+
+
+_session = {}
+
+
+def session():
+    """This process's signed-in GIS, made on first use (the outbox worker and the geocoder share it)."""
+    if "gis" not in _session:
+        _session["gis"] = connect()
+    return _session["gis"]
+
+
+def forget_session():
+    """Drop the cached sign-in: the next session() signs in again (after a failure or token expiry)."""
+    _session.pop("gis", None)

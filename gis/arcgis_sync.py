@@ -20,7 +20,6 @@ from gis.arcgis_publish import LOCK
 TOPIC = "publish"
 BACKOFF_FIRST, BACKOFF_MAX = 15, 600      # seconds: 15, 30, 60, … capped at 10 minutes
 log = logging.getLogger(__name__)
-_session = {}
 
 _CLAIM = text("""
 SELECT id, payload, attempts FROM outbox
@@ -38,14 +37,8 @@ def batch_size():
     return max(1, int(os.environ.get("PIN311_ARCGIS_BATCH", feats.BATCH)))
 
 
-def _gis():
-    if "gis" not in _session:
-        _session["gis"] = arcgis_connect.connect()
-    return _session["gis"]
-
-
 def forget_session():
-    _session.pop("gis", None)
+    arcgis_connect.forget_session()
 
 
 def handle(conn, rows):
@@ -66,7 +59,7 @@ def handle(conn, rows):
     gone = [public_ids[i] for i in ids if i in public_ids and i not in {r.objectid for r in shown}]
     for attempt in (1, 2):
         try:
-            return feats.upsert(FeatureLayer(url, _gis()), features, "public_id", gone=gone, batch=batch_size())
+            return feats.upsert(FeatureLayer(url, arcgis_connect.session()), features, "public_id", gone=gone, batch=batch_size())
         except Exception as exc:
             forget_session()
             if attempt == 2 or not _token_refused(exc):

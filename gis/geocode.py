@@ -4,6 +4,7 @@ Forward: parse with usaddress → exact (street + number) → interpolated betwe
 the same parity on that street → fuzzy (trigram on street, number within a tolerance) → intersection
 of two streets (closest points of the two streets). Candidates come ranked with a score in 0…1.
 """
+import os
 import re
 from dataclasses import asdict, dataclass
 
@@ -181,6 +182,9 @@ def geocode(conn, query, limit=5):
     query = _CONTROL.sub(" ", str(query or "")).strip()[:MAX_QUERY]
     if not query:
         return []
+    if os.environ.get("PIN311_GEOCODER", "local") == "arcgis":   # issue 9: the portal's geocode service
+        from gis import geocode_arcgis
+        return geocode_arcgis.geocode(query, limit)
     streets = addr.split_intersection(query)
     if streets:
         return _distinct_places(_intersection(conn, *streets), limit)

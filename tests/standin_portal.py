@@ -143,7 +143,7 @@ class Portal:
         self.items, self.item_data, self.services, self.folders = {}, {}, {}, {}
         self.tokens = {}            # token -> expiry (epoch s)
         self.calls = []             # (method, path) of every call received
-        self.geocode_candidates = {}   # single-line address (lower) -> list of candidates
+        self.gazetteer = []            # the geocoder's addresses: {address, x, y, type, city, zip}
         self.down = None
         self.before_answer = None      # hook(path) run after a call took effect, before its answer is sent
         self._faults = []

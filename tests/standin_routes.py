@@ -249,10 +249,30 @@ def _geocoder(portal, op, form):
                 "locatorProperties": {"MaxBatchSize": 1000, "SuggestedBatchSize": 150},
                 "capabilities": "Geocode,ReverseGeocode,Suggest"}
     if op == "findAddressCandidates":
-        query = (form.get("SingleLine") or form.get("Address") or "").strip().lower()
-        cands = portal.geocode_candidates.get(query, [])
-        return {"spatialReference": {"wkid": 4326, "latestWkid": 4326}, "candidates": cands[:int(form.get("maxLocations") or 50)]}
+        return {"spatialReference": {"wkid": 4326, "latestWkid": 4326},
+                "candidates": _candidates(portal, form)[:int(form.get("maxLocations") or 50)]}
     return None
+
+
+def _candidates(portal, form):
+    """Match the single line against the stand-in's gazetteer: every word of the street part must appear;
+    the exact address scores 100, a looser match less (as the World geocoder ranks them)."""
+    query = (form.get("SingleLine") or form.get("Address") or "").strip().lower()
+    street_part = query.split(",")[0].strip()
+    words = re.findall(r"\w+", street_part)
+    out = []
+    for entry in portal.gazetteer:
+        label = entry["address"].lower()
+        if not words or not all(re.search(rf"\b{re.escape(w)}\b", label) for w in words):
+            continue
+        score = 100.0 if label.split(",")[0].strip() == street_part else round(90.0 - len(label) / 20, 2)
+        out.append({"address": entry["address"], "score": score,
+                    "location": {"x": entry["x"], "y": entry["y"]},
+                    "attributes": {"Match_addr": entry["address"], "Addr_type": entry.get("type", "PointAddress"),
+                                   "City": entry.get("city"), "Postal": entry.get("zip"), "Score": score},
+                    "extent": {"xmin": entry["x"] - 0.001, "ymin": entry["y"] - 0.001,
+                               "xmax": entry["x"] + 0.001, "ymax": entry["y"] + 0.001}})
+    return sorted(out, key=lambda c: -c["score"])
 
 
 __all__ = ["route", "API_KEY"]
