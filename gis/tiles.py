@@ -20,7 +20,7 @@ from sqlalchemy import text
 
 from gis.errors import InvalidInput, NotFound
 from gis.models import STATUSES
-from gis.public import SNAP_MARGIN_DEG, data_version
+from gis.public import data_version
 
 EXTENT = 4096
 BUFFER = 64
@@ -28,6 +28,7 @@ MAX_ZOOM = 22
 CLUSTER_BELOW_ZOOM = 14
 CLUSTER_CELL = 64           # tile units: 64 cells across a tile
 PARCELS_MIN_ZOOM = 14
+SNAP_REACH_M = 180          # a 250 m grid snap (EPSG:3857) moves a point at most 125·√2 ≈ 177 units
 MAP_LAYER_KINDS = ("boundary", "district", "parcel")
 
 _FILTER_SQL = """
@@ -41,11 +42,17 @@ _FILTER_SQL = """
 
 _REQUEST_ROWS = f"""
 WITH bounds AS (SELECT ST_TileEnvelope(:z, :x, :y) AS env),
-box AS (SELECT env, ST_Transform(env, 4326) AS env4326 FROM bounds),
+buffered AS (SELECT env, ST_Expand(env, (ST_XMax(env) - ST_XMin(env)) * {{buffer}} / {EXTENT}) AS wide FROM bounds),
+box AS (SELECT env, ST_Transform(wide, 4326) AS env4326,
+               ST_Transform(ST_Expand(wide, {SNAP_REACH_M}), 4326) AS reach4326 FROM buffered),
+-- raw points in the (buffered) tile, plus sensitive ones near enough that their snapped point may be in it
 candidates AS (
-  SELECT r.id FROM service_requests r, box WHERE r.geom && ST_Expand(box.env4326, {SNAP_MARGIN_DEG})
+  SELECT r.id FROM service_requests r, box WHERE r.geom && box.env4326
+  UNION
+  SELECT r.id FROM service_requests r, box
+   WHERE r.geom && box.reach4326 AND r.service_code IN (SELECT code FROM services WHERE sensitive)
 ),
-rows AS (
+rows AS MATERIALIZED (  -- materialized: ST_AsMVTGeom once per row, not again in the outer filter
   SELECT p.public_id, p.service_code, p.service_name, p.status, to_char(p.requested_at, 'YYYY-MM-DD') AS requested,
          p.coarsened, ST_AsMVTGeom(ST_Transform(p.geom, 3857), box.env, {EXTENT}, {{buffer}}, true) AS geom
     FROM public_requests p, box
@@ -184,18 +191,19 @@ class TileCache:
         self._version_ttl = version_ttl
         self._lock = threading.Lock()
 
-    def version(self, conn, source):
+    def version(self, connect, source):
+        """The data version of `source`; `connect()` gives a connection, called only when it is re-read."""
         now = time.monotonic()
         seen = self._versions.get(source)
         if seen and now - seen[1] < self._version_ttl:
             return seen[0]
-        value = data_version(conn, source)
+        value = data_version(connect(), source)
         self._versions[source] = (value, now)
         return value
 
-    def key(self, conn, layer, z, x, y, filters):
+    def key(self, connect, layer, z, x, y, filters):
         day = date.today().isoformat() if filters.recent_days is not None else ""
-        return (layer, z, x, y, filters, self.version(conn, source_of(layer)), day)
+        return (layer, z, x, y, filters, self.version(connect, source_of(layer)), day)
 
     @staticmethod
     def etag(key):

@@ -4,6 +4,7 @@ from flask import current_app, make_response, request
 from app.extensions import db
 from app.layers import bp
 from gis import tiles
+from gis.errors import NotFound
 
 MVT = "application/vnd.mapbox-vector-tile"
 
@@ -19,23 +20,22 @@ def tile_cache():
 @bp.get("/tiles/<layer>/<int:z>/<int:x>/<int:y>.mvt")
 def tile(layer, z, x, y):
     tiles.check_tile(z, x, y)
-    conn = db.connection()
     filters = tiles.parse_filters(request.args) if layer == "requests" else tiles.Filters()
-    cache = tile_cache()
     kind = None
     if layer != "requests":
-        kind = tiles.map_layers(conn).get(layer)
+        kind = tiles.map_layers(db.connection()).get(layer)
         if kind is None:
-            from gis.errors import NotFound
             raise NotFound(f"no map layer {layer!r}; see /tiles/layers.json")
-    key = cache.key(conn, layer, z, x, y, filters)
+    cache = tile_cache()
+    # db.connection is passed, not called: a warm cache answers without touching the database
+    key = cache.key(db.connection, layer, z, x, y, filters)
     etag = cache.etag(key)
     if etag in request.if_none_match:
         response = make_response("", 304)
     else:
         data = cache.get(key)
         if data is None:
-            data = tiles.render(conn, layer, z, x, y, filters, kind=kind)
+            data = tiles.render(db.connection(), layer, z, x, y, filters, kind=kind)
             cache.put(key, data)
         response = make_response(data)
         response.headers["Content-Type"] = MVT

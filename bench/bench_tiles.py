@@ -1,0 +1,200 @@
+"""Benchmark: vector tiles of requests with a million requests loaded — in one run.
+
+    .venv/bin/python bench/bench_tiles.py [--requests 1000000] [--seconds 5] [--no-http]
+
+1. Builds a scratch database (demo city) and generates N requests into it with one INSERT … SELECT
+   (points jittered around gazetteer addresses, random categories, statuses and dates over 3 years).
+2. Raw baseline: the plain ST_AsMVT statement on service_requests (no view, no coarsening, no filters),
+   through psycopg2 on one connection, over the z14 tiles of the city.
+3. Uncached tiles: GET /tiles/requests/14/x/y.mvt handled in-process by the Flask app with its tile
+   cache emptied before each request (public view, coarsening, version read, headers) → ratio to 2.
+4. Cached tiles: the same tiles again with the cache warm, in-process; then (unless --no-http) gunicorn
+   with 2 workers and wrk (8 connections, loopback, --seconds long) on the cached tiles.
+Figures only; not a test. Targets (issue 8): uncached ≥ 0.8× raw; cached ≥ 2,000 tiles/s on 2 cores.
+"""
+import argparse
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import scratch_db  # noqa: E402
+from sqlalchemy import create_engine, pool, text  # noqa: E402
+
+PREPARE = ("CREATE TEMP TABLE IF NOT EXISTS bench_addr AS "
+           "SELECT row_number() OVER (ORDER BY id)::int AS rn, geom, address FROM address_points",
+           "CREATE INDEX IF NOT EXISTS bench_addr_rn ON bench_addr (rn)", "ANALYZE bench_addr")
+GENERATE = text("""
+INSERT INTO service_requests (public_id, service_code, status, closure_reason, geom, address, districts, channel,
+                              requested_at, updated_at, closed_at, expected_at)
+SELECT 'b' || q.g, sv.codes[1 + (q.g % array_length(sv.codes, 1))], st.status,
+       CASE WHEN st.status = 'closed' THEN 'fixed' END,
+       ST_SetSRID(ST_MakePoint(ST_X(a.geom) + (random() - 0.5) * 0.0006, ST_Y(a.geom) + (random() - 0.5) * 0.0006), 4326),
+       a.address, '{}'::jsonb, 'import', q.at, q.at, CASE WHEN st.status = 'closed' THEN q.at + interval '2 days' END,
+       q.at + interval '5 days'
+  FROM (SELECT g, 1 + floor(random() * (SELECT count(*) FROM bench_addr))::int AS k,
+               now() - random() * interval '1095 days' AS at
+          FROM generate_series(:start, :start + :n - 1) g) q
+  JOIN bench_addr a ON a.rn = q.k
+  CROSS JOIN (SELECT array_agg(code ORDER BY code) AS codes FROM services WHERE active) sv
+  CROSS JOIN LATERAL (SELECT (ARRAY['open','acknowledged','in_progress','closed','closed','closed'])
+                             [1 + (q.g % 6)] AS status) st""")
+
+RAW = """
+WITH box AS (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS env),
+rows AS (
+  SELECT r.public_id, r.service_code, s.name AS service_name, r.status,
+         to_char(r.requested_at, 'YYYY-MM-DD') AS requested, s.sensitive AS coarsened,
+         ST_AsMVTGeom(ST_Transform(r.geom, 3857), box.env, 4096, 64, true) AS geom
+    FROM service_requests r JOIN services s ON s.code = r.service_code, box
+   WHERE r.geom && ST_Transform(box.env, 4326)
+)
+SELECT ST_AsMVT(rows, 'requests', 4096, 'geom') FROM rows"""
+
+
+def city_tiles(conn, z):
+    box = conn.execute(text("SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(geom) e "
+                            "FROM districts d JOIN layers l ON l.id = d.layer_id WHERE l.kind = 'boundary') q")).one()
+    def xy(lon, lat):
+        n = 2 ** z
+        return int((lon + 180) / 360 * n), int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+    x0, y1 = xy(box[0], box[1])
+    x1, y0 = xy(box[2], box[3])
+    return [(z, x, y) for x in range(x0, x1 + 1) for y in range(y0, y1 + 1)]
+
+
+def generate(url, n):
+    engine = create_engine(url, poolclass=pool.NullPool)
+    t0 = time.perf_counter()
+    done = 0
+    with engine.connect() as c:
+        for statement in PREPARE:
+            c.execute(text(statement))
+        while done < n:                        # batches keep the deferred-trigger queue small
+            step = min(n - done, 200_000)
+            c.execute(text("SET LOCAL pin311.bulk = 'on'"))
+            c.execute(GENERATE, {"n": step, "start": done + 1})
+            c.commit()
+            done += step
+        c.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE service_requests"))
+        total = c.execute(text("SELECT count(*) FROM service_requests")).scalar()
+    engine.dispose()
+    print(f"generated {n:,} requests in {time.perf_counter() - t0:.0f} s ({total:,} in the table)")
+
+
+def time_raw(url, tiles, rounds):
+    engine = create_engine(url, poolclass=pool.NullPool)
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        sizes, t0 = [], time.perf_counter()
+        for _ in range(rounds):
+            for z, x, y in tiles:
+                cur.execute(RAW, {"z": z, "x": x, "y": y})
+                sizes.append(len(cur.fetchone()[0] or b""))
+        elapsed = time.perf_counter() - t0
+        raw.rollback()
+    finally:
+        raw.close()
+        engine.dispose()
+    return len(sizes) / elapsed, sum(sizes) / len(sizes)
+
+
+def time_app(app, tiles, rounds, cached):
+    client = app.test_client()
+    urls = [f"/tiles/requests/{z}/{x}/{y}.mvt" for z, x, y in tiles]
+    if cached:
+        for u in urls:
+            client.get(u)
+    cache = app.extensions.get("pin311.tiles")
+    n, t0 = 0, time.perf_counter()
+    for _ in range(rounds):
+        for u in urls:
+            if not cached and cache is not None:
+                cache.clear()
+            res = client.get(u)
+            assert res.status_code == 200, res.status_code
+            cache = cache or app.extensions.get("pin311.tiles")
+            n += 1
+    return n / (time.perf_counter() - t0)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wrk_cached(url, tiles, seconds):
+    root = Path(__file__).resolve().parent.parent
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "bench-secret-key-0123456789"}
+    server = subprocess.Popen([str(root / ".venv/bin/gunicorn"), "-w", "2", "-b", f"127.0.0.1:{port}", "-q", "wsgi:app"],
+                              cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        paths = [f"/tiles/requests/{z}/{x}/{y}.mvt" for z, x, y in tiles]
+        script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+        script.write("paths = {" + ",".join(f'"{p}"' for p in paths) + "}\ni = 0\n"
+                     "request = function() i = i + 1; return wrk.format('GET', paths[(i % #paths) + 1]) end\n")
+        script.close()
+        base = f"http://127.0.0.1:{port}"
+        subprocess.run(["wrk", "-t2", "-c8", "-d2s", "-s", script.name, base], capture_output=True)  # warm both workers
+        out = subprocess.run(["wrk", "-t2", "-c8", f"-d{seconds}s", "--latency", "-s", script.name, base],
+                             capture_output=True, text=True).stdout
+        lines = [line for line in out.splitlines() if line.startswith("Requests/sec")]
+        if not lines:
+            return float("nan"), f"wrk said: {out[-300:]!r}"
+        rate = float(lines[0].split()[1])
+        p99 = next((line.split()[1] for line in out.splitlines() if line.strip().startswith("99%")), "?")
+        return rate, p99
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=20)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--no-http", action="store_true")
+    args = parser.parse_args()
+    with scratch_db(with_requests=False) as url:
+        generate(url, args.requests)
+        from app import create_app
+        app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench-secret-key-0123456789"})
+        with app.app_context():
+            from app.extensions import db
+            with db.engine.connect() as c:
+                tiles = city_tiles(c, 14)
+        print(f"{len(tiles)} z14 tiles over the city, {args.rounds} rounds")
+        raw_rate, avg = time_raw(url, tiles, args.rounds)
+        print(f"raw ST_AsMVT (psycopg2, 1 connection):      {raw_rate:8.1f} tiles/s   (avg {avg / 1024:.0f} KiB)")
+        uncached = time_app(app, tiles, args.rounds, cached=False)
+        print(f"uncached /tiles (Flask in-process, 1 thread): {uncached:8.1f} tiles/s   ratio {uncached / raw_rate:.2f}× raw"
+              f"  (target ≥ 0.8×)")
+        cached = time_app(app, tiles, args.rounds * 5, cached=True)
+        print(f"cached /tiles (Flask in-process, 1 thread):   {cached:8.1f} tiles/s")
+        from gis.db import engine_for
+        engine_for.cache_clear()
+        if not args.no_http:
+            rate, p99 = wrk_cached(url, tiles, args.seconds)
+            print(f"cached /tiles over HTTP (gunicorn -w 2, wrk -c8, {args.seconds}s): {rate:8.1f} tiles/s, "
+                  f"p99 {p99}  (target ≥ 2,000/s on 2 cores)")
+
+
+if __name__ == "__main__":
+    main()
