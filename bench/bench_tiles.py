@@ -136,8 +136,8 @@ def wrk_cached(url, tiles, seconds):
     root = Path(__file__).resolve().parent.parent
     port = free_port()
     env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "bench-secret-key-0123456789"}
-    server = subprocess.Popen([str(root / ".venv/bin/gunicorn"), "-w", "2", "-b", f"127.0.0.1:{port}", "-q", "wsgi:app"],
-                              cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen([str(root / ".venv/bin/gunicorn"), "-w", "2", "-b", f"127.0.0.1:{port}", "wsgi:app"],
+                              cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=open(tempfile.mktemp(suffix=".log"), "w"))
     try:
         for _ in range(100):
             try:
@@ -152,8 +152,9 @@ def wrk_cached(url, tiles, seconds):
         script.close()
         base = f"http://127.0.0.1:{port}"
         subprocess.run(["wrk", "-t2", "-c8", "-d2s", "-s", script.name, base], capture_output=True)  # warm both workers
-        out = subprocess.run(["wrk", "-t2", "-c8", f"-d{seconds}s", "--latency", "-s", script.name, base],
-                             capture_output=True, text=True).stdout
+        done = subprocess.run(["wrk", "-t2", "-c8", f"-d{seconds}s", "--latency", "-s", script.name, base],
+                              capture_output=True, text=True)
+        out = done.stdout + done.stderr
         lines = [line for line in out.splitlines() if line.startswith("Requests/sec")]
         if not lines:
             return float("nan"), f"wrk said: {out[-300:]!r}"

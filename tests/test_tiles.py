@@ -160,3 +160,30 @@ def test_gdal_mvt_driver_reads_the_tile(client, conn, tmp_path, app):
     assert f"public_id (String) = {ticket['public_id']}" in out.stdout
     # GDAL places it back near the real point (tile coordinates georeferenced from z/x/y in the path)
     assert "POINT (-71.03" in out.stdout or "POINT (-7908" in out.stdout
+
+
+def test_data_version_moves_on_every_committed_change_and_only_then(conn, engine):
+    from gis.public import data_version
+    before = data_version(conn, "requests")
+    conn.rollback()
+    ticket = submit(conn)                              # commits: one bump for the whole transaction
+    after_insert = data_version(conn, "requests")
+    conn.rollback()
+    assert after_insert == before + 1
+    with engine.begin() as c:                          # a rolled-back change moves nothing
+        pass
+    c2 = engine.connect()
+    c2.execute(text("UPDATE service_requests SET address = 'x' WHERE public_id = :p"), {"p": ticket["public_id"]})
+    c2.rollback()
+    c2.close()
+    assert data_version(conn, "requests") == after_insert
+    conn.rollback()
+    with engine.begin() as c:
+        c.execute(text("UPDATE services SET sensitive = sensitive WHERE code = 'pothole'"))
+    assert data_version(conn, "requests") == after_insert + 1
+    conn.rollback()
+    layers_before = data_version(conn, "layers")
+    conn.rollback()
+    with engine.begin() as c:
+        c.execute(text("UPDATE districts SET name = name WHERE code = '6'"))
+    assert data_version(conn, "layers") == layers_before + 1
