@@ -121,14 +121,16 @@ def delete_photo(media_dir, name):
         path.unlink(missing_ok=True)
 
 
+# Only a closure photo is public (what the caller sees with "closed"); photos with a start or an
+# internal note stay with staff. Sensitive or non-public services: never.
 _PHOTO_OWNER = text("""
 SELECT s.sensitive, s.public FROM request_events e
   JOIN service_requests r ON r.id = e.request_id JOIN services s ON s.code = r.service_code
- WHERE e.media = :name LIMIT 1""")
+ WHERE e.media = :name AND e.kind = 'closed' LIMIT 1""")
 
 
 def public_photo_allowed(conn, name):
-    """True only for a photo attached to a request of a public, non-sensitive service."""
+    """True only for the closure photo of a request of a public, non-sensitive service."""
     if not isinstance(name, str) or not NAME.match(name):
         return False
     row = conn.execute(_PHOTO_OWNER, {"name": name}).first()

@@ -352,6 +352,13 @@ def test_close_with_photo_over_http_and_photo_route(client, staff, conn, app, tm
     assert got.status_code == 200 and got.mimetype == "image/jpeg"
     assert client.get("/crew/photos/" + "0" * 32 + ".jpg").status_code == 404
     assert media.public_photo_allowed(conn, name) is True
+    noted = crew.act(conn, _user(conn), ticket["public_id"], "note", key=uuid.uuid4().hex, internal_note="inside",
+                     photo=_jpeg(), media_dir=tmp_path)
+    assert noted["status"] == "closed"
+    inner = conn.execute(text("SELECT media FROM request_events WHERE request_id = :i AND kind = 'note'"),
+                         {"i": ticket["id"]}).scalar()
+    assert media.public_photo_allowed(conn, inner) is False      # an internal note's photo stays internal
+    assert client.get(f"/crew/photos/{inner}.jpg").status_code == 200
     conn.execute(text("UPDATE services SET sensitive = true WHERE code = 'animal-generic'"))
     assert media.public_photo_allowed(conn, name) is False
     conn.rollback()
@@ -370,3 +377,28 @@ def test_bad_upload_is_a_clear_error(client, staff, conn, app, tmp_path):
                           "photo": (io.BytesIO(b"<svg onload=alert(1)>"), "x.svg")})
     assert r.status_code == 400 and r.get_json()["field"] == "photo"
     assert conn.execute(text("SELECT status FROM service_requests WHERE id = :i"), {"i": ticket["id"]}).scalar() == "open"
+
+
+def test_public_never_gets_a_sensitive_closure_photo(client, conn, app, tmp_path):
+    if not any(r.rule == "/photos/<name>.jpg" for r in app.url_map.iter_rules()):
+        pytest.skip("the public site's photo route is not in this app")
+    saved = app.config["MEDIA_DIR"]
+    app.config["MEDIA_DIR"] = str(tmp_path)
+    ticket = _dog(conn)
+    crew.act(conn, _user(conn), ticket["public_id"], "close", key=uuid.uuid4().hex, reason="fixed",
+             photo=_jpeg(), media_dir=tmp_path)
+    name = conn.execute(text("SELECT media FROM request_events WHERE request_id = :i AND kind = 'closed'"),
+                        {"i": ticket["id"]}).scalar()
+    original = conn.execute(text("SELECT sensitive FROM services WHERE code = 'animal-generic'")).scalar()
+    conn.rollback()
+    try:
+        assert client.get(f"/photos/{name}.jpg").status_code == 200          # a stray dog is not sensitive
+        conn.execute(text("UPDATE services SET sensitive = true WHERE code = 'animal-generic'"))
+        conn.commit()
+        assert client.get(f"/photos/{name}.jpg").status_code == 404
+        assert client.get(f"/crew/photos/{name}.jpg").status_code in (302, 401)   # staff only, signed in
+    finally:
+        conn.rollback()
+        conn.execute(text("UPDATE services SET sensitive = :s WHERE code = 'animal-generic'"), {"s": original})
+        conn.commit()
+        app.config["MEDIA_DIR"] = saved

@@ -20,8 +20,11 @@ def phone(browser):
     context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2,
                                   geolocation={"latitude": STRAY_DOG[0], "longitude": STRAY_DOG[1]},
                                   permissions=["geolocation"])
+    errors = []
+    context.on("page", lambda page: page.on("pageerror", lambda exc: errors.append(str(exc))))
     yield context
     context.close()
+    assert not errors, errors      # no script error on any page
 
 
 @pytest.fixture
