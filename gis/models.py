@@ -13,7 +13,7 @@ from sqlalchemy import (
     ARRAY, BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Index, Integer, Text,
     func, text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import INET, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 SRID = 4326
@@ -304,6 +304,26 @@ class ArcGISItem(Base):
     url: Mapped[str | None] = mapped_column(Text)
     title: Mapped[str] = mapped_column(Text)
     published_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+# --- migration 0008 (issue 10): who viewed or changed a contact (gis/audit.py). No foreign keys: the
+# trail outlives the request and contact it speaks of. Field names only, never values.
+class ContactAudit(Base):
+    __tablename__ = "contact_audit"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    actor: Mapped[str] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(Text)
+    request_id: Mapped[int | None] = mapped_column(BigInteger)
+    contact_id: Mapped[int | None] = mapped_column(BigInteger)
+    fields: Mapped[list] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
+    context: Mapped[str | None] = mapped_column(Text)
+    ip = mapped_column(INET)
+    __table_args__ = (
+        CheckConstraint("action IN ('view', 'create', 'update', 'delete', 'export')", name="contact_audit_action"),
+        Index("contact_audit_request", "request_id", "at"),
+        Index("contact_audit_actor", "actor", "at"),
+    )
 
 
 __all__ = [name for name in dir() if name[:1].isupper()]

@@ -9,7 +9,7 @@ from app.agent import bp, service
 from app.agent.events import hub_for, sse_stream
 from app.auth import roles_required
 from app.extensions import db
-from gis import lifecycle
+from gis import audit, lifecycle
 from gis.errors import InvalidInput, Pin311Error
 
 STAFF = ("agent", "supervisor")
@@ -45,14 +45,25 @@ def screen_pop():
         call = service.caller(db.connection(), raw)
     except Pin311Error as exc:
         return _console(call_error=exc.message)
+    _audit_caller_view(call, "agent.screen_pop")
     return _console(call=call)
+
+
+def _audit_caller_view(call, context):
+    """The contact audit trail (gis/audit.py): this agent saw the contacts behind this phone number."""
+    conn = db.connection()
+    audit.viewed_by_phone(conn, f"{current_user.role}:{current_user.username}", call["phone"],
+                          fields=("name", "phone", "email"), context=context, ip=request.remote_addr)
+    conn.commit()
 
 
 @bp.get("/callers")
 @roles_required(*STAFF)
 def caller_history():
     """A caller's details and tickets by phone number (the console's look-up box)."""
-    return jsonify(service.caller(db.connection(), request.args.get("phone")))
+    call = service.caller(db.connection(), request.args.get("phone"))
+    _audit_caller_view(call, "agent.caller_history")
+    return jsonify(call)
 
 
 @bp.post("/requests/<public_id>/callers")

@@ -10,7 +10,7 @@ from flask_wtf.csrf import generate_csrf
 from app.auth import roles_required
 from app.crew import bp
 from app.extensions import db
-from gis import crew, media
+from gis import audit, crew, media
 from gis.errors import InvalidInput, NotFound
 
 CREW = ("crew", "supervisor")
@@ -68,6 +68,10 @@ def route_json():
 def ticket(public_id):
     conn = db.connection()
     detail = crew.ticket_detail(conn, current_user, public_id)
+    if detail["contacts"]:  # the contact audit trail (gis/audit.py): this crew member saw the callers' names
+        audit.viewed(conn, f"{current_user.role}:{current_user.username}", request_ids=[detail["id"]],
+                     fields=("name",), context="crew.ticket", ip=request.remote_addr)
+        conn.commit()
     settings = _settings(ticket={"public_id": detail["public_id"], "lat": detail["lat"], "lon": detail["lon"],
                                  "status": detail["status"]})
     return render_template("crew/ticket.html", t=detail, settings=settings,
