@@ -10,7 +10,7 @@ from PIL import Image
 from sqlalchemy import text
 
 from gis import crew, lifecycle, media
-from gis.errors import Forbidden, InvalidInput
+from gis.errors import Conflict, Forbidden, InvalidInput
 from gis.intake import NewRequest, submit_request
 from tests.conftest import login
 
@@ -265,6 +265,30 @@ def test_two_replays_racing_close_once(engine):
     with engine.connect() as c:
         assert c.execute(text("SELECT count(*) FROM request_events WHERE request_id = :i AND kind = 'closed'"),
                          {"i": ticket["id"]}).scalar() == 1
+
+
+def test_reassign_needs_a_reason_then_hands_the_ticket_over(conn):
+    ticket = _dog(conn)
+    user = _user(conn)
+    with pytest.raises(InvalidInput, match="why"):
+        crew.act(conn, user, ticket["public_id"], "reassign", key=uuid.uuid4().hex, crew_code="animal-control-a1")
+    key = uuid.uuid4().hex
+    moved = crew.act(conn, user, ticket["public_id"], "reassign", key=key, crew_code="animal-control-a1",
+                     reason="Dog ran into A1's area")
+    assert moved["crew"]["code"] == "animal-control-a1"
+    event = conn.execute(text("SELECT internal_note, actor FROM request_events WHERE request_id = :i "
+                              "AND kind = 'reassigned'"), {"i": ticket["id"]}).one()
+    assert event == ("Reassigned: Dog ran into A1's area", "crew:test-crew")
+    # the replay of the same action is answered even though the ticket is no longer this crew's …
+    assert crew.act(conn, user, ticket["public_id"], "reassign", key=key, crew_code="animal-control-a1",
+                    reason="Dog ran into A1's area")["repeated"] is True
+    # … but a new action on it is not allowed any more
+    with pytest.raises(Forbidden):
+        crew.act(conn, user, ticket["public_id"], "close", key=uuid.uuid4().hex, reason="fixed")
+    # a key cannot be borrowed for another ticket
+    other = _dog(conn)
+    with pytest.raises(Conflict):
+        crew.act(conn, user, other["public_id"], "accept", key=key)
 
 
 def test_refused_action_keeps_no_photo(conn, tmp_path):

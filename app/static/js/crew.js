@@ -39,7 +39,17 @@ function setPosition(lat, lon, manual) {
   $("where").textContent = manual ? `You put yourself at ${lat.toFixed(5)}, ${lon.toFixed(5)} (drag the blue pin to move).`
                                   : `Your location: ${lat.toFixed(5)}, ${lon.toFixed(5)}.`;
   $("where").dataset.state = manual ? "manual" : "gps";
+  // A phone reports its position every few seconds: reload the list only after a real move.
+  if (!manual && state.loadedAt && metresBetween(state.loadedAt, state.pos) <= 25) return;
+  state.loadedAt = { ...state.pos };
   load();
+}
+
+function metresBetween(a, b) {
+  const rad = Math.PI / 180;
+  const x = (b.lon - a.lon) * rad * Math.cos(((a.lat + b.lat) / 2) * rad);
+  const y = (b.lat - a.lat) * rad;
+  return Math.hypot(x, y) * 6371008;
 }
 
 function startGeolocation() {
