@@ -1,0 +1,175 @@
+"""Open311 GeoReport v2: the real `georeport` client, the spec's formats and errors, bad input."""
+import xml.etree.ElementTree as ET
+
+import jsonschema
+import pytest
+import requests
+from georeport import GeoReport
+from sqlalchemy import text
+
+SOUTH_BOSTON = ("42.3345", "-71.0398")
+
+# JSON Schemas written from the GeoReport v2 specification (wiki.open311.org/GeoReport_v2).
+SERVICE = {"type": "object", "required": ["service_code", "service_name", "metadata", "type"],
+           "properties": {"service_code": {"type": "string"}, "service_name": {"type": "string"},
+                          "description": {"type": "string"}, "metadata": {"type": "boolean"},
+                          "type": {"enum": ["realtime", "batch", "blackbox"]}, "keywords": {"type": "string"},
+                          "group": {"type": "string"}}}
+DEFINITION = {"type": "object", "required": ["service_code", "attributes"], "properties": {
+    "service_code": {"type": "string"},
+    "attributes": {"type": "array", "items": {"type": "object", "required": ["variable", "code", "datatype",
+                                                                             "required", "order", "description"],
+                   "properties": {"datatype": {"enum": ["string", "number", "datetime", "text",
+                                                        "singlevaluelist", "multivaluelist"]},
+                                  "values": {"type": "array", "items": {"type": "object",
+                                                                        "required": ["key", "name"]}}}}}}}
+REQUEST = {"type": "object", "required": ["service_request_id", "status", "service_code", "requested_datetime",
+                                          "lat", "long"],
+           "properties": {"service_request_id": {"type": "string"}, "status": {"enum": ["open", "closed"]},
+                          "lat": {"type": "number"}, "long": {"type": "number"},
+                          "requested_datetime": {"type": "string", "format": "date-time"}}}
+ERRORS = {"type": "array", "minItems": 1, "items": {"type": "object", "required": ["code", "description"],
+                                                   "properties": {"code": {"type": "integer"},
+                                                                  "description": {"type": "string"}}}}
+
+
+def _post(live_server, **form):
+    return requests.post(f"{live_server}/open311/v2/requests.json", data=form, timeout=10)
+
+
+def _dead_animal(api_key, **extra):
+    return {"api_key": api_key, "service_code": "dead-animal", "lat": SOUTH_BOSTON[0], "long": SOUTH_BOSTON[1],
+            "attribute[animal_size]": "medium", **extra}
+
+
+def test_the_georeport_client_reads_services_and_requests_in_json_and_xml(live_server, api_key, conn):
+    created = _post(live_server, **_dead_animal(api_key, description="raccoon by the curb",
+                                                email="resident@example.org"))
+    assert created.status_code == 201, created.text
+    public_id = created.json()[0]["service_request_id"]
+    for fmt in ("json", "xml"):
+        client = GeoReport(f"{live_server}/open311/v2", output_format=fmt)
+        services = client.get_service_list()
+        codes = {s["service_code"] for s in services}
+        assert "dead-animal" in codes and "snow-plowing" not in codes     # internal services are not offered
+        definition = client.get_service_definition("animal-generic")
+        if fmt == "xml":
+            definition = definition.get("service_definition", definition)
+            attrs = definition["attributes"]["attribute"]
+        else:
+            jsonschema.validate(definition, DEFINITION)
+            attrs = definition["attributes"]
+        assert "animal_type" in [a["code"] for a in attrs]
+        one = client.get_service_request(public_id)
+        assert one["service_request_id"] == public_id and one["status"] == "open"
+        assert one["service_code"] == "dead-animal"
+        listed = client.get_service_requests(service_request_id=public_id)
+        listed = listed if isinstance(listed, list) else [listed]
+        assert [r["service_request_id"] for r in listed] == [public_id]
+    for s in requests.get(f"{live_server}/open311/v2/services.json", timeout=10).json():
+        jsonschema.validate(s, SERVICE)
+    for r in requests.get(f"{live_server}/open311/v2/requests.json?extensions=true", timeout=10).json():
+        jsonschema.validate(r, REQUEST)
+    row = conn.execute(text("SELECT r.crew_id, r.channel, c.code FROM service_requests r JOIN crews c "
+                            "ON c.id = r.crew_id WHERE r.public_id = :p"), {"p": public_id}).one()
+    assert row.channel == "open311" and row.code == "animal-control-c6"    # routed like any other request
+
+
+def test_a_retried_post_with_the_same_token_returns_the_same_request(live_server, api_key, conn):
+    first = _post(live_server, **_dead_animal(api_key, token="app-retry-1"))
+    again = _post(live_server, **_dead_animal(api_key, token="app-retry-1"))
+    assert first.status_code == 201 and again.status_code == 200
+    assert first.json()[0]["service_request_id"] == again.json()[0]["service_request_id"]
+    by_token = requests.get(f"{live_server}/open311/v2/tokens/app-retry-1.json", timeout=10).json()
+    assert by_token[0]["service_request_id"] == first.json()[0]["service_request_id"]
+    assert conn.scalar(text("SELECT count(*) FROM service_requests WHERE idempotency_key = 'app-retry-1'")) == 1
+
+
+@pytest.mark.parametrize("form, status, words", [
+    ({"service_code": "no-such-service"}, 400, "unknown service"),
+    ({"service_code": "snow-plowing", "attribute[animal_size]": None}, 400, "unknown service"),
+    ({"attribute[animal_size]": "enormous"}, 400, "not one of"),
+    ({"attribute[animal_size]": ""}, 400, "required"),
+    ({"lat": "42.3736", "long": "-71.1097"}, 400, "outside the city"),
+    ({"lat": "nan"}, 400, "finite"),
+    ({"lat": None, "long": None}, 400, "location is required"),
+    ({"description": "x" * 4001}, 400, "4000"),
+    ({"api_key": "wrong"}, 403, "api_key"),
+    ({"api_key": None}, 403, "api_key"),
+])
+def test_bad_posts_get_spec_errors_and_write_nothing(live_server, api_key, conn, form, status, words):
+    before = conn.scalar(text("SELECT count(*) FROM service_requests"))
+    body = {k: v for k, v in {**_dead_animal(api_key), **form}.items() if v is not None}
+    for fmt in ("json", "xml"):
+        answer = requests.post(f"{live_server}/open311/v2/requests.{fmt}", data=body, timeout=10)
+        assert answer.status_code == status, answer.text
+        if fmt == "json":
+            jsonschema.validate(answer.json(), ERRORS)
+            assert words in answer.json()[0]["description"]
+        else:
+            error = ET.fromstring(answer.content).find("error")
+            assert error.find("code").text == str(status) and words in error.find("description").text
+    assert conn.scalar(text("SELECT count(*) FROM service_requests")) == before
+
+
+def test_malformed_bodies_and_queries_are_400s(live_server, api_key):
+    as_json = requests.post(f"{live_server}/open311/v2/requests.json", json=_dead_animal(api_key), timeout=10)
+    assert as_json.status_code == 400 and "form-encoded" in as_json.json()[0]["description"]
+    garbage = requests.post(f"{live_server}/open311/v2/requests.xml", data=b"<request><oops",
+                            headers={"Content-Type": "text/xml"}, timeout=10)
+    assert garbage.status_code == 400
+    for query in ("start_date=yesterday", "start_date=2015-01-01T00:00:00Z&end_date=2015-12-31T00:00:00Z",
+                  "status=pending", "bbox=1,2,3", "lat=42.3&long=abc", "page_size=100000", "page=0"):
+        answer = requests.get(f"{live_server}/open311/v2/requests.json?{query}", timeout=10)
+        assert answer.status_code == 400, query
+    assert requests.get(f"{live_server}/open311/v2/requests/424242424242.json", timeout=10).status_code == 404
+    assert requests.get(f"{live_server}/open311/v2/services/nope.xml", timeout=10).status_code == 404
+    assert requests.get(f"{live_server}/open311/v2/services.json?jurisdiction_id=elsewhere",
+                        timeout=10).status_code == 404
+
+
+def test_extensions_filter_by_place_and_never_carry_personal_data(live_server, api_key):
+    made = _post(live_server, **_dead_animal(api_key, first_name="Zebediah", phone="+16175550199",
+                                             email="zebediah@example.org")).json()[0]["service_request_id"]
+    near = requests.get(f"{live_server}/open311/v2/requests.json", params={
+        "lat": SOUTH_BOSTON[0], "long": SOUTH_BOSTON[1], "radius": 30, "extensions": "true"}, timeout=10)
+    ids = [r["service_request_id"] for r in near.json()]
+    assert made in ids
+    far = requests.get(f"{live_server}/open311/v2/requests.json",
+                       params={"bbox": "-71.2,42.35,-71.15,42.37"}, timeout=10).json()
+    assert made not in [r["service_request_id"] for r in far]
+    extended = next(r for r in near.json() if r["service_request_id"] == made)["extended_attributes"]
+    assert extended["districts"]["police_districts"] == "C6" and extended["channel"] == "open311"
+    for fmt in ("json", "xml"):
+        page = requests.get(f"{live_server}/open311/v2/requests.{fmt}?extensions=true", timeout=10).text
+        for secret in ("Zebediah", "5550199", "zebediah@example.org"):
+            assert secret not in page
+
+
+def test_paging_walks_every_request_once(live_server, api_key):
+    for i in range(5):
+        _post(live_server, **_dead_animal(api_key, token=f"paging-{i}"))
+    seen, page = [], 1
+    while True:
+        chunk = requests.get(f"{live_server}/open311/v2/requests.json",
+                             params={"service_code": "dead-animal", "page_size": 2, "page": page}, timeout=10).json()
+        if not chunk:
+            break
+        seen += [r["service_request_id"] for r in chunk]
+        page += 1
+    assert len(seen) == len(set(seen)) >= 5
+
+
+def test_a_burst_loses_nothing_and_duplicates_nothing(app, api_key, conn):
+    client = app.test_client()
+    before = conn.scalar(text("SELECT count(*) FROM service_requests"))
+    ids = set()
+    for i in range(300):   # each logical request sent twice, as a client retrying after a timeout would
+        for _ in range(2):
+            answer = client.post("/open311/v2/requests.json", data=_dead_animal(api_key, token=f"burst-{i}"))
+            assert answer.status_code in (200, 201)
+            ids.add(answer.get_json()[0]["service_request_id"])
+    assert len(ids) == 300
+    assert conn.scalar(text("SELECT count(*) FROM service_requests")) == before + 300
+    assert conn.scalar(text("SELECT count(*) FROM request_events e JOIN service_requests r ON r.id = e.request_id "
+                            "WHERE r.idempotency_key LIKE 'burst-%' AND e.kind = 'created'")) == 300
