@@ -426,3 +426,25 @@ def test_public_never_gets_a_sensitive_closure_photo(client, conn, app, tmp_path
         conn.execute(text("UPDATE services SET sensitive = :s WHERE code = 'animal-generic'"), {"s": original})
         conn.commit()
         app.config["MEDIA_DIR"] = saved
+
+
+def test_crew_notes_and_names_stay_off_public_outputs(client, conn, app):
+    ticket = _dog(conn)
+    user = _user(conn)
+    crew.act(conn, user, ticket["public_id"], "note", key=uuid.uuid4().hex, internal_note="Gate code 4711")
+    crew.act(conn, user, ticket["public_id"], "close", key=uuid.uuid4().hex, reason="fixed",
+             note="The dog is safe at the shelter.", internal_note="Bitten, see incident 99")
+    rules = {r.rule for r in app.url_map.iter_rules()}
+    pages = [(rule, url) for rule, url in (
+        ("/requests/<public_id>", f"/requests/{ticket['public_id']}"),
+        ("/requests/<public_id>.json", f"/requests/{ticket['public_id']}.json"),
+        ("/open311/v2/requests/<public_id>.<fmt>", f"/open311/v2/requests/{ticket['public_id']}.json"),
+        ("/open311/v2/requests/<public_id>.<fmt>", f"/open311/v2/requests/{ticket['public_id']}.xml"),
+    ) if rule in rules]
+    if not pages:
+        pytest.skip("no public request page in this app yet")
+    for _, url in pages:
+        body = client.get(url).get_data(as_text=True)
+        for secret in ("Gate code 4711", "Bitten", "test-crew", "Ann Caller", "6175550142"):
+            assert secret not in body, (url, secret)
+    assert "The dog is safe at the shelter." in client.get(pages[0][1]).get_data(as_text=True)
