@@ -181,3 +181,46 @@ def test_my_route_on_the_map(phone, live_server, staff, conn):
     route = page.evaluate("JSON.stringify(document.querySelector('#map') && window.maplibregl ? 1 : 0)")
     assert json.loads(route) == 1
     screenshot(page, "crew-my-route")
+
+
+def test_queued_close_survives_closing_the_tab(phone, live_server, staff, conn, media_dir):
+    ticket = _dog(conn)
+    page = phone.new_page()
+    browser_login(page, live_server, staff["crew"])
+    page.wait_for_url(f"{live_server}/crew/")
+    page.goto(f"{live_server}/crew/tickets/{ticket['public_id']}")
+    page.wait_for_selector("#close-form")
+    phone.set_offline(True)
+    page.select_option("#close-reason", "not_found")
+    page.click("#close-form button[type=submit]")
+    page.wait_for_selector("#action-message[data-kind=queued]")
+    page.close()                                     # the phone's browser is closed while offline
+    assert _status(conn, ticket["id"]) == "open"
+    phone.set_offline(False)
+    page = phone.new_page()
+    page.goto(f"{live_server}/crew/")                # any crew page sends what is waiting
+    page.wait_for_function("JSON.parse(localStorage.getItem('pin311.crew.queue') || '[]').length === 0",
+                           timeout=20000)
+    assert _status(conn, ticket["id"]) == "closed" and _closures(conn, ticket["id"]) == 1
+    reason = conn.execute(text("SELECT closure_reason FROM service_requests WHERE id = :i"), {"i": ticket["id"]}).scalar()
+    assert reason == "not_found"
+
+
+def test_another_crews_ticket_has_no_actions(phone, live_server, staff, conn):
+    from gis.intake import NewRequest, submit_request
+    other = submit_request(conn, NewRequest(service_code="animal-generic", lat=42.3601, lon=-71.0589,
+                                            attributes={"animal_type": "cat"}, channel="agent"))
+    page = phone.new_page()
+    browser_login(page, live_server, staff["crew"])
+    page.wait_for_url(f"{live_server}/crew/")
+    page.goto(f"{live_server}/crew/tickets/{other['public_id']}")
+    assert page.locator("button[data-action]").count() == 0 and page.locator("#close-form").count() == 0
+    assert "you can see it, not change it" in page.inner_text("main")
+    # and the server refuses the action even when sent by hand from the page
+    status = page.evaluate("""async (url) => {
+        const body = new FormData(); body.append('action', 'close'); body.append('reason', 'fixed');
+        body.append('key', 'by-hand-' + Date.now());
+        const r = await fetch(url, {method: 'POST', body, headers: {'Accept': 'application/json',
+            'X-CSRFToken': document.querySelector('meta[name=csrf-token]').content}});
+        return r.status; }""", f"/crew/tickets/{other['public_id']}/actions")
+    assert status == 403 and _status(conn, other["id"]) == "open"
