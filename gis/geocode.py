@@ -247,6 +247,17 @@ _BATCH_BETWEEN = text("""
      WHERE NOT EXISTS (SELECT 1 FROM address_points a WHERE a.street = b.street AND a.number = b.number)""")
 
 
+_BATCH_NEAR = text("""
+    SELECT b.idx, a.id, a.address, a.city, a.zip, a.parcel_id, a.lat, a.lon, a.number
+      FROM geocode_batch b
+      CROSS JOIN LATERAL (SELECT id, address, city, zip, parcel_id, ST_Y(geom) AS lat, ST_X(geom) AS lon, number
+                            FROM address_points a
+                           WHERE a.street = b.street AND a.number BETWEEN b.number - :tol AND b.number + :tol
+                             AND a.number % 2 = b.number % 2
+                           ORDER BY abs(a.number - b.number), a.id LIMIT 1) a
+     WHERE NOT EXISTS (SELECT 1 FROM address_points x WHERE x.street = b.street AND x.number = b.number)""")
+
+
 class _End:
     def __init__(self, row, side):
         self.number = getattr(row, f"{side}_number")
@@ -264,46 +275,49 @@ def _tsv(value):
 def geocode_many(conn, queries, ambiguity_gap=0.05, progress=None):
     """The best candidate for each query (None when nothing matches), in the order given.
 
-    Set-based: every distinct query is parsed once, then ONE join through a temporary table finds all
-    exact street + number matches, and one more interpolates numbers between known ones; only the rest (intersections, misspelt streets, numbers between
-    known ones) go through `geocode` one by one. The same scoring as `geocode` applies, so a batch
-    row and a single lookup agree. A query whose best places tie (within ambiguity_gap) is returned
-    as a Candidate with match "ambiguous" and no point: a file row must not silently pick one.
+    Set-based: every distinct query is parsed once, then joins through a temporary table find, for
+    all of them at once, the exact street + number, else an interpolation between the known numbers
+    around it, else the nearest known number; streets the gazetteer does not know are matched by
+    trigram similarity in one query and go through the same joins. Only intersections and the odd
+    street that needs a prefix match go through `geocode` one by one. The scoring is `geocode`'s, so a
+    batch row and a single lookup agree. A query whose best places tie (within ambiguity_gap) comes
+    back as a Candidate with match "ambiguous" and no point: a file row must not silently pick one.
     `progress(n)` is called with the number of distinct queries resolved since the last call.
     """
     queries = [_CONTROL.sub(" ", str(q or "")).strip()[:MAX_QUERY] for q in queries]
     distinct = list(dict.fromkeys(q for q in queries if q))
-    parsed = {}
-    staged = []
+    parsed, found = {}, {}
     for i, q in enumerate(distinct):
         if addr.split_intersection(q):
             continue
         p = addr.parse(q)
-        if p.street and p.number is not None:
+        if not p.street or p.number is None:   # geocode() finds nothing for these either: no query
+            found[i] = None
+        else:
             parsed[i] = p
-            staged.append(f"{i}\t{_tsv(p.street)}\t{p.number}\t{_tsv(p.number_text)}\n")
-    found = {}
-    if staged:
-        import io
-        conn.execute(text("DROP TABLE IF EXISTS geocode_batch"))
-        conn.execute(text(_BATCH_STAGING))
-        cursor = conn.connection.driver_connection.cursor()
-        cursor.copy_expert("COPY geocode_batch FROM STDIN", io.StringIO("".join(staged)))
-        conn.execute(text("ANALYZE geocode_batch"))
-        groups = {}
-        for row in conn.execute(_BATCH_EXACT):
-            groups.setdefault(row.idx, []).append(row)
-        for i, rows in groups.items():
-            cands = [_candidate(r, "exact", _as_written(r, parsed[i])) for r in rows]
-            for c in cands:
-                c.score = round(min(1.0, c.score + _locality_bonus(c, parsed[i])), 3)
-            found[i] = _decide(_distinct_places(cands, 2), ambiguity_gap)
-        for row in conn.execute(_BATCH_BETWEEN):   # the number lies between two known ones: interpolate
-            cand = _interpolate(parsed[row.idx], parsed[row.idx].street, _End(row, "lo"), _End(row, "hi"), 1.0)
-            if cand:
-                cand.score = round(min(1.0, cand.score + _locality_bonus(cand, parsed[row.idx])), 3)
-                found[row.idx] = cand
-        conn.execute(text("DROP TABLE geocode_batch"))
+
+    def settle(i, cands):
+        for c in cands:
+            c.score = round(min(1.0, c.score + _locality_bonus(c, parsed[i])), 3)
+        found[i] = _decide(_distinct_places(cands, 2), ambiguity_gap)
+
+    for i, cands in _on_streets_many(conn, {i: (p, p.street, 1.0) for i, p in parsed.items()}).items():
+        settle(i, cands)
+    rest = [i for i in parsed if i not in found]
+    similar = _similar_streets_many(conn, {parsed[i].street for i in rest})
+    items, owner = {}, {}
+    for i in rest:
+        if not similar.get(parsed[i].street):
+            continue                           # no similar street: geocode() tries a prefix match
+        for street, sim in similar[parsed[i].street]:
+            if street != parsed[i].street:
+                owner[len(items)] = i
+                items[len(items)] = (parsed[i], street, 0.95 * sim)
+    per_query = {i: [] for i in rest if similar.get(parsed[i].street)}
+    for k, cands in _on_streets_many(conn, items).items():
+        per_query[owner[k]] += cands
+    for i, cands in per_query.items():
+        settle(i, cands)
     if progress:
         progress(len(found))
     for i, q in enumerate(distinct):
@@ -313,6 +327,63 @@ def geocode_many(conn, queries, ambiguity_gap=0.05, progress=None):
                 progress(1)
     by_query = {q: found[i] for i, q in enumerate(distinct)}
     return [by_query.get(q) if q else None for q in queries]
+
+
+_SIMILAR_MANY = text("""
+    SELECT u.asked, s.street, s.sim
+      FROM unnest(CAST(:streets AS text[])) AS u(asked)
+      CROSS JOIN LATERAL (SELECT street, similarity(street, u.asked) AS sim FROM geocode_streets
+                           WHERE street % u.asked ORDER BY sim DESC, street LIMIT 5) s""")
+
+
+def _similar_streets_many(conn, streets):
+    """{street: [(similar street, similarity)]} for many streets in one query (as _streets_like).
+
+    The trigram search runs over the few thousand distinct street names (a temporary table with its
+    own trigram index), not the gazetteer's tens of thousands of rows: ~100x less to scan per street.
+    """
+    out = {}
+    if streets:
+        conn.execute(text("DROP TABLE IF EXISTS geocode_streets"))
+        conn.execute(text("CREATE TEMP TABLE geocode_streets ON COMMIT DROP AS "
+                          "SELECT DISTINCT street FROM address_points"))
+        conn.execute(text("CREATE INDEX ON geocode_streets USING gin (street gin_trgm_ops)"))
+        conn.execute(text("ANALYZE geocode_streets"))
+        rows = conn.execute(_SIMILAR_MANY, {"streets": sorted(streets)}).all()
+        conn.execute(text("DROP TABLE geocode_streets"))
+        for r in rows:
+            if r.sim >= FUZZY_MIN_SIMILARITY:
+                out.setdefault(r.asked, []).append((r.street, float(r.sim)))
+    return out
+
+
+def _on_streets_many(conn, items):
+    """`_on_street` for many at once: {key: (parsed, street, base score)} → {key: [Candidate]}."""
+    out = {}
+    if not items:
+        return out
+    import io
+    conn.execute(text("DROP TABLE IF EXISTS geocode_batch"))
+    conn.execute(text(_BATCH_STAGING))
+    cursor = conn.connection.driver_connection.cursor()
+    cursor.copy_expert("COPY geocode_batch FROM STDIN", io.StringIO("".join(
+        f"{k}\t{_tsv(street)}\t{p.number}\t{_tsv(p.number_text)}\n" for k, (p, street, _) in items.items())))
+    conn.execute(text("ANALYZE geocode_batch"))
+    for row in conn.execute(_BATCH_EXACT):
+        p, street, base = items[row.idx]
+        out.setdefault(row.idx, []).append(
+            _candidate(row, "exact" if base == 1 else "fuzzy", base * _as_written(row, p)))
+    for row in conn.execute(_BATCH_BETWEEN):   # the number lies between two known ones: interpolate
+        p, street, base = items[row.idx]
+        cand = _interpolate(p, street, _End(row, "lo"), _End(row, "hi"), base)
+        if cand:
+            out[row.idx] = [cand]
+    for row in conn.execute(_BATCH_NEAR, {"tol": NUMBER_TOLERANCE}):   # else the nearest number nearby
+        if row.idx not in out:
+            p, street, base = items[row.idx]
+            out[row.idx] = [_candidate(row, "fuzzy", 0.7 * base * (1 - abs(row.number - p.number) / 100))]
+    conn.execute(text("DROP TABLE geocode_batch"))
+    return out
 
 
 def _decide(cands, gap):

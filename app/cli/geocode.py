@@ -3,6 +3,7 @@ import time
 from collections import Counter
 
 import click
+from sqlalchemy import text
 from tqdm import tqdm
 
 from app.cli._files import echo_summary, read_rows, write_rows
@@ -33,6 +34,7 @@ def group(path, address_field, out_path, quiet):
     distinct = len({q.strip() for q in queries if q.strip()})
     with tqdm(total=distinct, desc="geocoding", unit="addr", disable=quiet, leave=False) as bar, \
             engine_for(database_url()).connect() as conn:
+        conn.execute(text("SET LOCAL statement_timeout = '10min'"))   # a file, not a web request
         found = geocoder.geocode_many(conn, queries, progress=bar.update)
         conn.rollback()
     counts = Counter()
