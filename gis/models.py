@@ -326,4 +326,51 @@ class ContactAudit(Base):
     )
 
 
+
+
+# --- migration 0010: deliveries to callers, SMS opt-outs --------------------------------------------
+
+class Notification(Base):
+    __tablename__ = "notifications"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("request_events.id", ondelete="CASCADE"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text, server_default="sending")
+    provider_id: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SmsOptout(Base):
+    __tablename__ = "sms_optouts"
+    phone: Mapped[str] = mapped_column(Text, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+# --- migration 0009: area sweeps ---------------------------------------------------------------------
+
+from datetime import date  # noqa: E402  (kept with the section it serves)
+
+from sqlalchemy import Date  # noqa: E402
+
+
+class Sweep(Base):
+    __tablename__ = "sweeps"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    crew_id: Mapped[int] = mapped_column(ForeignKey("crews.id"))
+    target_date: Mapped[date] = mapped_column(Date)
+    area = mapped_column(Geometry("MULTIPOLYGON", srid=SRID, spatial_index=False), nullable=False)
+    created_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class SweepRequest(Base):
+    __tablename__ = "sweep_requests"
+    sweep_id: Mapped[int] = mapped_column(ForeignKey("sweeps.id", ondelete="CASCADE"), primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("service_requests.id", ondelete="CASCADE"), primary_key=True)
+    __table_args__ = (Index("sweep_requests_request", "request_id"),)
+
+
 __all__ = [name for name in dir() if name[:1].isupper()]

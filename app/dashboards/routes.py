@@ -1,0 +1,70 @@
+"""Thin routes for the analyst dashboard: parse → app/dashboards/service.py (→ gis.analytics) → render."""
+import json
+from urllib.parse import urlencode
+
+from flask import Response, current_app, render_template, request
+
+from app.auth import roles_required
+from app.dashboards import bp, service
+from app.extensions import db
+from gis import analytics
+from gis.errors import Pin311Error
+
+ANALYSTS = ("analyst", "supervisor")
+
+
+@bp.get("/")
+@roles_required(*ANALYSTS)
+def index():
+    conn = db.connection()
+    error, summary = None, {}
+    try:
+        f, interval, layer, cell = service.options(request.args)
+        analytics.check_layer(conn, layer)
+        summary = {"districts": analytics.by_district(conn, f, layer),
+                   "top": analytics.top_categories(conn, f, "neighborhoods"),
+                   "crews": analytics.crew_workload(conn, f)[:20]}
+    except Pin311Error as exc:
+        error = exc.message
+    qs = urlencode({k: v for k, v in request.args.items() if v})
+    settings = {"basemap": current_app.config.get("BASEMAP_URL") or None, "query": qs,
+                "layer": request.args.get("layer") or "wards"}
+    return render_template("dashboards/index.html", error=error, summary=summary, qs=qs, args=request.args,
+                           layers=analytics.district_layers(conn), categories=analytics.categories(conn),
+                           settings=settings, datasets=service.DATASETS)
+
+
+def _fail(exc):
+    return Response(exc.message + "\n", status=exc.status, mimetype="text/plain")
+
+
+@bp.get("/chart/<name>.svg")
+@roles_required(*ANALYSTS)
+def chart(name):
+    try:
+        svg = service.chart(db.connection(), name, request.args)
+    except Pin311Error as exc:
+        return _fail(exc)
+    return Response(svg, mimetype="image/svg+xml")
+
+
+@bp.get("/data/<name>.csv")
+@roles_required(*ANALYSTS)
+def data_csv(name):
+    try:
+        rows = service.dataset(db.connection(), name, request.args)
+    except Pin311Error as exc:
+        return _fail(exc)
+    return Response(service.to_csv(rows), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+
+
+@bp.get("/data/<name>.geojson")
+@roles_required(*ANALYSTS)
+def data_geojson(name):
+    try:
+        fc = service.geojson(db.connection(), name, request.args)
+    except Pin311Error as exc:
+        return _fail(exc)
+    return Response(json.dumps(fc, default=str), mimetype="application/geo+json",
+                    headers={"Content-Disposition": f'attachment; filename="{name}.geojson"'})

@@ -1,0 +1,140 @@
+"""Dashboard datasets (gis.analytics with the page's filters), their CSV form and server-side SVG charts."""
+import csv
+import io
+from decimal import Decimal
+
+import matplotlib
+
+matplotlib.use("Agg")
+from matplotlib.figure import Figure  # noqa: E402
+
+from gis import analytics  # noqa: E402
+from gis.errors import InvalidInput, NotFound  # noqa: E402
+
+DATASETS = ("over_time", "districts", "hot_spots", "top_categories", "crews")
+MAPS = ("districts", "hot_spots")
+
+
+def options(args):
+    """(filters, interval, district layer, hot-spot cell) from the query string."""
+    f = analytics.parse_filters(args)
+    interval = args.get("interval") or "week"
+    layer = args.get("layer") or "wards"
+    cell = args.get("cell") or 250
+    return f, interval, layer, cell
+
+
+def dataset(conn, name, args, geometry=False):
+    f, interval, layer, cell = options(args)
+    if name == "over_time":
+        return analytics.over_time(conn, f, interval)
+    if name == "districts":
+        return analytics.by_district(conn, f, layer, geometry=geometry)
+    if name == "hot_spots":
+        rows = analytics.hot_spots(conn, f, cell)
+        return rows if geometry else [{k: v for k, v in r.items() if k != "geometry"} for r in rows]
+    if name == "top_categories":
+        return analytics.top_categories(conn, f, args.get("top_layer") or "neighborhoods")
+    if name == "crews":
+        return analytics.crew_workload(conn, f)
+    raise NotFound(f"no dataset {str(name)[:40]!r}")
+
+
+def geojson(conn, name, args):
+    if name not in MAPS:
+        raise NotFound(f"no map {str(name)[:40]!r}")
+    return analytics.feature_collection(dataset(conn, name, args, geometry=True))
+
+
+def to_csv(rows):
+    out = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return out.getvalue()
+
+
+def _svg(fig):
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    return buf.getvalue()
+
+
+def _num(v):
+    return float(v) if isinstance(v, Decimal) else (v or 0)
+
+
+def chart(conn, name, args):
+    """An SVG chart of a dataset (matplotlib, rendered server-side)."""
+    if name not in DATASETS:
+        raise NotFound(f"no chart {str(name)[:40]!r}")
+    rows = dataset(conn, name, args)
+    fig = Figure(figsize=(7, 3.2), dpi=96)
+    ax = fig.add_subplot()
+    if not rows:
+        ax.text(0.5, 0.5, "No requests match these filters", ha="center", va="center")
+        ax.set_axis_off()
+        return _svg(fig)
+    if name == "over_time":
+        _over_time(ax, rows)
+    elif name == "districts":
+        labels = [r["code"] for r in rows]
+        ax.bar(labels, [r["open"] - r["overdue"] for r in rows], label="open, within SLA", color="#4c78a8")
+        ax.bar(labels, [r["overdue"] for r in rows], bottom=[r["open"] - r["overdue"] for r in rows],
+               label="open, overdue", color="#e45756")
+        ax.set_ylabel("open requests")
+        ax2 = ax.twinx()
+        ax2.plot(labels, [_num(r["sla_pct"]) if r["sla_pct"] is not None else float("nan") for r in rows],
+                 "o", color="#222", label="SLA met %")
+        ax2.set_ylim(0, 100)
+        ax2.set_ylabel("SLA met %")
+        ax.legend(loc="upper left", fontsize=7)
+        ax.tick_params(axis="x", labelrotation=90, labelsize=7)
+    elif name == "hot_spots":
+        top = rows[:15]
+        ax.barh([f"cell {r['i']},{r['j']}" for r in top][::-1], [r["requests"] for r in top][::-1], color="#f58518")
+        ax.set_xlabel("requests per cell")
+    elif name == "top_categories":
+        firsts = [r for r in rows if r["rank"] == 1]
+        ax.barh([f"{r['district_name']}: {r['service_name']}"[:48] for r in firsts][::-1],
+                [r["requests"] for r in firsts][::-1], color="#54a24b")
+        ax.tick_params(axis="y", labelsize=6)
+        ax.set_xlabel("requests of the top category")
+    elif name == "crews":
+        top = rows[:15]
+        labels = [r["code"] for r in top][::-1]
+        ax.barh(labels, [r["open"] - r["overdue"] for r in top][::-1], color="#4c78a8", label="open")
+        ax.barh(labels, [r["overdue"] for r in top][::-1], left=[r["open"] - r["overdue"] for r in top][::-1],
+                color="#e45756", label="overdue")
+        ax.tick_params(axis="y", labelsize=6)
+        ax.legend(fontsize=7)
+    return _svg(fig)
+
+
+def _over_time(ax, rows, top_n=6):
+    """Lines for the top_n categories (by total) and one for all the others."""
+    totals = {}
+    for r in rows:  # rows are aggregates (period × category), a few thousand at most
+        totals[r["service_code"]] = totals.get(r["service_code"], 0) + r["requests"]
+    top = sorted(totals, key=totals.get, reverse=True)[:top_n]
+    periods = sorted({r["period"] for r in rows})
+    index = {p: i for i, p in enumerate(periods)}
+    series = {code: [0] * len(periods) for code in top + ["other"]}
+    names = {}
+    for r in rows:
+        key = r["service_code"] if r["service_code"] in top else "other"
+        names[key] = r["service_name"] if key != "other" else "all other"
+        series[key][index[r["period"]]] += r["requests"]
+    for key, values in series.items():
+        if key in names:
+            ax.plot(periods, values, label=names[key][:30], linewidth=1)
+    ax.set_ylabel("requests")
+    ax.legend(fontsize=6, ncol=2)
+    ax.tick_params(axis="x", labelsize=7)
+
+
+def check_name(name, allowed):
+    if name not in allowed:
+        raise InvalidInput(f"unknown dataset {str(name)[:40]!r}", field="name")
+    return name

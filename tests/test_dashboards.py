@@ -1,0 +1,154 @@
+"""Analyst dashboards: aggregates equal direct SQL counts; CSV/GeoJSON downloads; roles; no CDN."""
+import csv
+import io
+import re
+
+import pytest
+from sqlalchemy import text
+
+from gis import analytics
+from gis.analytics import Filters, parse_filters
+from tests.conftest import login
+
+
+def _sql(conn, sql, **params):
+    return conn.execute(text(sql), params).all()
+
+
+def test_over_time_sums_to_the_sql_count_per_category_and_range(conn):
+    f = parse_filters({"start": "2015-01-01", "end": "2015-12-31"})
+    rows = analytics.over_time(conn, f, "week")
+    assert rows, "the demo city has requests in 2015"
+    per_cat = {}
+    for r in rows:
+        per_cat[r["service_code"]] = per_cat.get(r["service_code"], 0) + r["requests"]
+    want = dict(_sql(conn, "SELECT service_code, count(*) FROM service_requests WHERE requested_at >= '2015-01-01' "
+                           "AND requested_at < '2016-01-01' GROUP BY 1"))
+    assert per_cat == want
+    # one week, one category, checked on its own
+    r = max(rows, key=lambda r: r["requests"])
+    n = conn.scalar(text("SELECT count(*) FROM service_requests WHERE service_code = :c AND "
+                         "date_trunc('week', requested_at AT TIME ZONE 'UTC')::date = :p"),
+                    {"c": r["service_code"], "p": r["period"]})
+    assert n == r["requests"]
+
+
+def test_backlog_and_sla_by_ward_equal_sql(conn):
+    rows = {r["code"]: r for r in analytics.by_district(conn, Filters(), "wards")}
+    assert len(rows) == 22
+    want = _sql(conn, """
+        SELECT districts->'wards'->>'code', count(*) FILTER (WHERE status <> 'closed'),
+               count(*) FILTER (WHERE status <> 'closed' AND expected_at < now()),
+               count(*) FILTER (WHERE status = 'closed' AND closed_at <= expected_at),
+               count(*) FILTER (WHERE status = 'closed' AND expected_at IS NOT NULL)
+          FROM service_requests GROUP BY 1""")
+    assert sum(w[1] for w in want) > 0
+    for code, open_, overdue, met, closed in want:
+        if code is None:
+            continue
+        r = rows[code]
+        assert (r["open"], r["overdue"], r["met_sla"], r["closed_with_sla"]) == (open_, overdue, met, closed)
+        if closed:
+            assert float(r["sla_pct"]) == pytest.approx(round(100 * met / closed, 1))
+
+
+def test_district_and_category_filters_narrow_the_counts(conn):
+    code = conn.scalar(text("SELECT service_code FROM service_requests GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"))
+    f = Filters(category=code, district_layer="police_districts", district="C6")
+    rows = analytics.by_district(conn, f, "police_districts")
+    total = conn.scalar(text("SELECT count(*) FROM service_requests WHERE service_code = :c "
+                             "AND districts->'police_districts'->>'code' = 'C6'"), {"c": code})
+    assert total > 0
+    assert sum(r["requests"] for r in rows) == total
+    assert [r["code"] for r in rows if r["requests"]] == ["C6"]
+
+
+def test_hot_spot_cells_hold_exactly_their_points(conn):
+    cells = analytics.hot_spots(conn, Filters(), 500)
+    assert sum(c["requests"] for c in cells) == conn.scalar(text("SELECT count(*) FROM service_requests"))
+    top = cells[0]
+    inside = conn.scalar(text("""
+        SELECT count(*) FROM service_requests
+         WHERE ST_X(ST_Transform(geom, 3857)) >= :i * 500 AND ST_X(ST_Transform(geom, 3857)) < (:i + 1) * 500
+           AND ST_Y(ST_Transform(geom, 3857)) >= :j * 500 AND ST_Y(ST_Transform(geom, 3857)) < (:j + 1) * 500"""),
+                          {"i": top["i"], "j": top["j"]})
+    assert inside == top["requests"] and top["requests"] >= cells[-1]["requests"]
+
+
+def test_top_categories_per_neighbourhood_and_crew_workload_equal_sql(conn):
+    top = analytics.top_categories(conn, Filters(), "neighborhoods", per_district=3)
+    first = next(r for r in top if r["district"] == "south-boston" and r["rank"] == 1)
+    want = _sql(conn, "SELECT service_code, count(*) FROM service_requests WHERE districts->'neighborhoods'->>'code' "
+                      "= 'south-boston' GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1")[0]
+    assert (first["service_code"], first["requests"]) == tuple(want)
+    crews = {r["code"]: r for r in analytics.crew_workload(conn, Filters())}
+    want = _sql(conn, "SELECT c.code, count(*), count(*) FILTER (WHERE r.expected_at < now()) FROM service_requests r "
+                      "JOIN crews c ON c.id = r.crew_id WHERE r.status <> 'closed' GROUP BY 1")
+    assert {c: (o, d) for c, o, d in want} == {c: (r["open"], r["overdue"]) for c, r in crews.items()}
+
+
+@pytest.mark.parametrize("args, field", [({"start": "yesterday"}, "start"), ({"start": "2020-02-01", "end": "2020-01-01"}, "end"),
+                                         ({"district": "C6"}, "district_layer"), ({"district_layer": "x;drop"}, "district_layer")])
+def test_bad_filters_are_typed_errors(args, field):
+    with pytest.raises(analytics.InvalidInput) as err:
+        parse_filters(args)
+    assert err.value.field == field
+
+
+@pytest.mark.parametrize("role, status", [("analyst", 200), ("supervisor", 200), ("admin", 200),
+                                          ("agent", 403), ("crew", 403)])
+def test_only_analysts_and_supervisors_see_dashboards(client, staff, role, status):
+    login(client, staff[role])
+    for url in ("/dashboards/", "/dashboards/data/districts.csv", "/dashboards/chart/crews.svg",
+                "/dashboards/data/hot_spots.geojson", "/dashboards/sweeps"):
+        assert client.get(url).status_code == status, url
+
+
+def test_anonymous_is_sent_to_sign_in(client):
+    for url in ("/dashboards/", "/dashboards/data/districts.csv", "/dashboards/sweeps"):
+        resp = client.get(url)
+        assert resp.status_code in (302, 401) and "/login" in resp.headers.get("Location", "/login")
+
+
+def test_csv_downloads_equal_the_aggregates(client, staff, conn):
+    login(client, staff["analyst"])
+    for name in ("over_time", "districts", "hot_spots", "top_categories", "crews"):
+        resp = client.get(f"/dashboards/data/{name}.csv?layer=police_districts&start=2014-01-01&end=2016-12-31")
+        assert resp.status_code == 200 and resp.mimetype == "text/csv", name
+        rows = list(csv.DictReader(io.StringIO(resp.get_data(as_text=True))))
+        assert rows, name
+    rows = list(csv.DictReader(io.StringIO(client.get("/dashboards/data/districts.csv?layer=police_districts")
+                                           .get_data(as_text=True))))
+    want = dict(_sql(conn, "SELECT districts->'police_districts'->>'code', count(*) FILTER (WHERE status <> 'closed') "
+                           "FROM service_requests WHERE districts ? 'police_districts' GROUP BY 1"))
+    assert {r["code"]: int(r["open"]) for r in rows if int(r["open"])} == {k: v for k, v in want.items() if v}
+
+
+def test_geojson_downloads_are_feature_collections(client, staff):
+    login(client, staff["supervisor"])
+    fc = client.get("/dashboards/data/districts.geojson?layer=wards").get_json()
+    assert fc["type"] == "FeatureCollection" and len(fc["features"]) == 22
+    assert fc["features"][0]["geometry"]["type"] in ("Polygon", "MultiPolygon")
+    assert {"code", "open", "overdue", "sla_pct"} <= set(fc["features"][0]["properties"])
+    cells = client.get("/dashboards/data/hot_spots.geojson?cell=1000").get_json()["features"]
+    assert cells and all(f["geometry"]["type"] == "Polygon" for f in cells)
+    assert client.get("/dashboards/data/over_time.geojson").status_code == 404
+    bad = client.get("/dashboards/data/districts.csv?layer=nope")
+    assert bad.status_code == 400 and "district layer" in bad.get_data(as_text=True)
+    assert client.get("/dashboards/data/hot_spots.csv?cell=1").status_code == 400
+
+
+def test_page_has_charts_maps_downloads_and_nothing_from_elsewhere(client, staff):
+    login(client, staff["analyst"])
+    resp = client.get("/dashboards/?start=2015-01-01&end=2015-12-31&layer=police_districts")
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 200
+    for name in ("over_time", "districts", "hot_spots", "crews", "top_categories"):
+        assert f'id="chart-{name}"' in html and f"/dashboards/data/{name}.csv?" in html
+    assert "/dashboards/data/districts.geojson?" in html and "/dashboards/data/hot_spots.geojson?" in html
+    for ref in re.findall(r'(?:src|href)="([^"]+)"', html):
+        assert ref.startswith(("/", "#")), ref
+    svg = client.get("/dashboards/chart/over_time.svg?start=2015-01-01&end=2015-12-31")
+    assert svg.mimetype == "image/svg+xml" and b"<svg" in svg.data
+    bad = client.get("/dashboards/?start=nonsense")
+    assert bad.status_code == 200 and "must be a date" in bad.get_data(as_text=True)
