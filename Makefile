@@ -8,7 +8,7 @@ PORT ?= 5000
 # services with ogrinfo), Chromium for the browser tests.
 APT_PACKAGES := postgresql-15 postgresql-15-postgis-3 postgresql-contrib gdal-bin chromium wrk
 
-.PHONY: setup system venv db run test bench drill clean-db
+.PHONY: setup system venv db run test bench drill audit clean-db
 
 setup: system venv db  ## everything `run` and `test` need
 
@@ -45,6 +45,9 @@ bench: setup
 
 drill: setup
 	$(BIN)/python bench/drill.py
+
+audit: venv  ## known vulnerabilities in the pinned dependencies (needs the PyPI/OSV vulnerability service)
+	$(BIN)/pip-audit -r requirements.lock --progress-spinner off
 
 clean-db:  ## stop and delete the local cluster
 	-$(BIN)/pin311 db stop

@@ -98,3 +98,29 @@ def test_statement_timeout_applies_to_every_connection(db_url):
         with pytest.raises(Exception) as info:
             c.exec_driver_sql("SELECT pg_sleep(3)")
         assert "statement timeout" in str(info.value)
+
+
+def test_healthz_ok_with_every_migration_head_applied(client):
+    r = client.get("/healthz")
+    assert r.status_code == 200, r.get_data(as_text=True)
+    body = r.get_json()
+    assert body["status"] == "ok" and "0008" in body["schema"].split(",") and body["postgis"]
+
+
+def test_healthz_says_when_the_schema_is_behind(db_url):
+    from sqlalchemy import text
+    app = _app(db_url)
+    engine = app.extensions["pin311.engine"]
+    with engine.begin() as c:
+        c.execute(text("DELETE FROM alembic_version WHERE version_num = '0008'"))
+    try:
+        r = app.test_client().get("/healthz")
+        assert r.status_code == 503 and r.get_json()["missing"] == ["0008"]
+    finally:
+        with engine.begin() as c:
+            c.execute(text("INSERT INTO alembic_version VALUES ('0008')"))
+
+
+def test_healthz_503_while_the_database_is_away(db_url, tmp_path):
+    r = _app(_down_url(db_url, tmp_path)).test_client().get("/healthz")
+    assert r.status_code == 503 and r.headers["Retry-After"].isdigit()
