@@ -59,7 +59,10 @@ def current(url):
     try:
         with engine.connect() as conn:
             exists = conn.scalar(text("SELECT to_regclass('alembic_version') IS NOT NULL"))
-            return conn.scalar(text("SELECT version_num FROM alembic_version")) if exists else None
+            if not exists:
+                return None
+            heads = sorted(conn.scalars(text("SELECT version_num FROM alembic_version")))
+            return ", ".join(heads) or None
     finally:
         engine.dispose()
 

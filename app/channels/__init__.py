@@ -1,0 +1,141 @@
+"""SMS and voice webhooks (Twilio): status by text or keypad, reports by text, the voice menu.
+
+Every webhook checks Twilio's signature with twilio's RequestValidator (PIN311_TWILIO_AUTH_TOKEN);
+unsigned or forged requests get 403. Answers are TwiML built with the twilio package.
+"""
+import json
+import os
+import re
+from urllib.parse import quote
+
+from flask import Blueprint, Response, abort, request, url_for
+from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import MessagingResponse
+from twilio.twiml.voice_response import Enqueue, Gather, VoiceResponse
+
+from app.extensions import csrf, db
+from gis import intake, notify
+from gis.errors import Pin311Error
+from gis.public import status_card
+from gis.services import catalogue
+
+bp = Blueprint("channels", __name__)
+csrf.exempt(bp)   # Twilio's signature replaces the CSRF token
+_STATUS = re.compile(r"^\s*status\s+#?(\d{1,20})\s*$", re.I)
+_AT = re.compile(r"^(?P<what>.+?)\s+(?:at|@|near)\s+(?P<where>.+)$", re.I)
+
+
+@bp.before_request
+def verify_twilio_signature():
+    token = os.environ.get("PIN311_TWILIO_AUTH_TOKEN")
+    signature = request.headers.get("X-Twilio-Signature", "")
+    if not token or not signature:
+        abort(403, "this webhook only answers signed Twilio requests")
+    url = request.url
+    if request.headers.get("X-Forwarded-Proto") == "https":   # behind a TLS proxy, Twilio signed the https URL
+        url = "https://" + url.split("://", 1)[1]
+    if not RequestValidator(token).validate(url, request.form.to_dict(), signature):
+        abort(403, "bad Twilio signature")
+
+
+def _twiml(response):
+    return Response(str(response), mimetype="text/xml")
+
+
+def _status_line(public_id):
+    card = status_card(db.connection(), public_id)
+    if card is None:
+        return f"No request {public_id} was found. Check the number and try again."
+    state = card["status"].replace("_", " ")
+    return f"Request {public_id} ({card['service_name']}) is {state}."
+
+
+@bp.post("/sms")
+def sms():
+    body = (request.form.get("Body") or "").strip()[:1000]
+    phone = intake.normalize_phone(request.form.get("From"))
+    reply = MessagingResponse()
+    word = body.upper()
+    conn = db.connection()
+    if word in ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"):
+        notify.opt_out(conn, phone, stop=True)
+        conn.commit()
+        reply.message("You will get no more texts from 311. Reply START to receive them again.")
+    elif word in ("START", "UNSTOP", "YES"):
+        notify.opt_out(conn, phone, stop=False)
+        conn.commit()
+        reply.message("Texts from 311 are on again.")
+    elif _STATUS.match(body):
+        reply.message(_status_line(_STATUS.match(body).group(1)))
+    else:
+        reply.message(_report(conn, body, phone))
+    return _twiml(reply)
+
+
+def _report(conn, body, phone):
+    """'dead raccoon at 12 Main St' → a request; otherwise say what is missing."""
+    match = _AT.match(body)
+    if not match:
+        return ("To report a problem text what and where, e.g. 'dead raccoon at 12 Main St'. "
+                "To check a request text STATUS and its number.")
+    found = catalogue.search(conn, match.group("what"), public_only=True, limit=1)
+    if not found:
+        return "We could not tell which kind of problem that is. Please call 311 or use the website."
+    service = found[0]
+    missing = [a.get("description") or a["code"] for a in service.attributes if a.get("required")]
+    if missing:
+        return (f"A {service.name} report needs an answer we cannot take by text ({missing[0]}). "
+                "Please call 311 or use the website.")
+    try:
+        ticket = intake.submit_request(conn, intake.NewRequest(
+            service_code=service.code, address=match.group("where"), description=body, contact={"phone": phone},
+            channel="sms", actor=f"sms:{phone}", public_only=True,
+            idempotency_key="sms-" + request.form.get("MessageSid", "")[:64] if request.form.get("MessageSid")
+            else None))
+    except Pin311Error as exc:
+        return f"We could not take that report: {exc.message}"
+    return f"Thank you: {service.name} request {ticket['public_id']} was created. Reply STATUS {ticket['public_id']}."
+
+
+@bp.post("/voice")
+def voice():
+    """The menu: 1 status by ticket number, 2 report (queued to an agent), 3 a person."""
+    reply = VoiceResponse()
+    gather = Gather(num_digits=1, action=url_for("channels.voice_menu"), method="POST", timeout=6)
+    gather.say("Welcome to 311. To hear the status of a request, press 1. To report a problem, press 2. "
+               "To speak to someone, press 3.")
+    reply.append(gather)
+    reply.redirect(url_for("channels.voice"), method="POST")
+    return _twiml(reply)
+
+
+@bp.post("/voice/menu")
+def voice_menu():
+    digit = request.form.get("Digits", "")
+    reply = VoiceResponse()
+    if digit == "1":
+        gather = Gather(finish_on_key="#", action=url_for("channels.voice_status"), method="POST", timeout=10)
+        gather.say("Please key your request number, then press the pound key.")
+        reply.append(gather)
+    elif digit in ("2", "3"):
+        caller = request.form.get("From", "")
+        reply.say("Please hold: the next agent will take your call.")
+        # Twilio Flex / TaskRouter hands the task to an agent; its attributes carry the screen-pop URL
+        # the agent's browser opens (the console shows the caller's earlier tickets).
+        enqueue = Enqueue(workflow_sid=os.environ.get("PIN311_TWILIO_WORKFLOW_SID"))
+        enqueue.task(json.dumps({"type": "report" if digit == "2" else "agent", "from": caller,
+                                 "screen_pop": f"/agent/call?from={quote(caller, safe='')}"}))
+        reply.append(enqueue)
+    else:
+        reply.say("Sorry, that is not an option.")
+        reply.redirect(url_for("channels.voice"), method="POST")
+    return _twiml(reply)
+
+
+@bp.post("/voice/status")
+def voice_status():
+    digits = re.sub(r"\D", "", request.form.get("Digits", ""))[:20]
+    reply = VoiceResponse()
+    reply.say(_status_line(digits) if digits else "No number was entered.")
+    reply.redirect(url_for("channels.voice"), method="POST")
+    return _twiml(reply)

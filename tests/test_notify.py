@@ -1,0 +1,190 @@
+"""Automatic status updates (SMTP and Twilio SMS through local stand-ins) and the SMS/voice webhooks."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs
+
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import text
+from twilio.request_validator import RequestValidator
+
+from gis import intake, lifecycle, notify
+
+TOKEN = "test-twilio-auth-token"
+PIN311 = str(Path(sys.executable).parent / "pin311")
+
+
+class _TwilioApi(BaseHTTPRequestHandler):
+    """What Twilio's Messages API would receive: POST /2010-04-01/Accounts/<sid>/Messages.json."""
+    received = []
+
+    def do_GET(self):   # the message log: GET …/Messages.json?To=…
+        query = parse_qs(self.path.split("?", 1)[1]) if "?" in self.path else {}
+        to = query.get("To", [None])[0]
+        found = [{"sid": f"SM{i + 1:032d}", "to": m["To"], "from": m["From"], "body": m["Body"], "status": "sent",
+                  "date_sent": "Tue, 24 Nov 2026 08:00:00 +0000"}
+                 for i, m in enumerate(_TwilioApi.received) if to is None or m["To"] == to]
+        answer = json.dumps({"messages": found, "page": 0, "page_size": 100, "next_page_uri": None,
+                             "uri": self.path, "first_page_uri": self.path, "previous_page_uri": None}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def do_POST(self):
+        body = parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode())
+        _TwilioApi.received.append({k: v[0] for k, v in body.items()})
+        answer = json.dumps({"sid": f"SM{len(_TwilioApi.received):032d}", "status": "queued",
+                             "to": body["To"][0], "body": body["Body"][0]}).encode()
+        self.send_response(201)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args):
+        pass
+
+
+class _Mailbox:
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append((envelope.rcpt_tos, envelope.content.decode()))
+        return "250 OK"
+
+
+@pytest.fixture
+def outside_world(monkeypatch):
+    _TwilioApi.received = []
+    twilio = ThreadingHTTPServer(("127.0.0.1", 0), _TwilioApi)
+    threading.Thread(target=twilio.serve_forever, daemon=True).start()
+    mailbox = _Mailbox()
+    import socket
+    with socket.socket() as probe:   # aiosmtpd checks its port itself, so it needs a real one
+        probe.bind(("127.0.0.1", 0))
+        smtp_port = probe.getsockname()[1]
+    smtp = Controller(mailbox, hostname="127.0.0.1", port=smtp_port)
+    smtp.start()
+    env = {"PIN311_TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "PIN311_TWILIO_AUTH_TOKEN": TOKEN,
+           "PIN311_SMS_FROM": "+16175550311", "PIN311_TWILIO_API_BASE": f"http://127.0.0.1:{twilio.server_port}",
+           "PIN311_SMTP_HOST": "127.0.0.1", "PIN311_SMTP_PORT": str(smtp_port)}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    yield env, mailbox
+    smtp.stop()
+    twilio.shutdown()
+
+
+def _drain(engine):
+    senders = notify.senders_from_env()
+    while notify.run_once(engine, senders):
+        pass
+
+
+def _ticket(conn, **contact):
+    return intake.submit_request(conn, intake.NewRequest(
+        service_code="animal-generic", lat=42.3345, lon=-71.0398, attributes={"animal_type": "dog"},
+        contact=contact, channel="agent", actor="agent:test"))
+
+
+def test_callers_hear_created_and_closed_by_sms_and_email_once(conn, engine, outside_world):
+    env, mailbox = outside_world
+    ticket = _ticket(conn, phone="+1 617 555 0142", email="caller@example.org")
+    _drain(engine)
+    lifecycle.apply(conn, ticket["id"], "close", "crew:test", reason="fixed", public_note="Dog returned home.")
+    _drain(engine)
+    _drain(engine)   # nothing is sent twice
+    texts = [m for m in _TwilioApi.received if m["To"] == "+16175550142"]
+    assert len(texts) == 2
+    assert ticket["public_id"] in texts[0]["Body"] and "received" in texts[0]["Body"]
+    assert "closed" in texts[1]["Body"] and "Dog returned home." in texts[1]["Body"]
+    assert all(m["From"] == env["PIN311_SMS_FROM"] for m in texts)
+    mails = [m for m in mailbox.messages if "caller@example.org" in m[0]]
+    assert len(mails) == 2 and ticket["public_id"] in mails[1][1]
+
+
+def test_a_stopped_phone_gets_no_texts_and_a_provider_outage_backs_off(conn, engine, outside_world, monkeypatch):
+    notify.opt_out(conn, "+16175550143")
+    conn.commit()
+    _ticket(conn, phone="+16175550143")
+    _drain(engine)
+    assert not [m for m in _TwilioApi.received if m["To"] == "+16175550143"]
+    monkeypatch.setenv("PIN311_TWILIO_API_BASE", "http://127.0.0.1:9")   # nothing listens there
+    _ticket(conn, phone="+16175550144")
+    notify.run_once(engine, notify.senders_from_env())
+    row = conn.execute(text("SELECT attempts, last_error, next_try > now() AS later FROM outbox "
+                            "WHERE topic = 'notify' AND done_at IS NULL ORDER BY id DESC LIMIT 1")).one()
+    conn.commit()
+    assert row.attempts == 1 and row.last_error and row.later
+
+
+def test_a_worker_killed_mid_batch_sends_each_message_exactly_once(conn, engine, outside_world, db_url):
+    env, _ = outside_world
+    tickets = [_ticket(conn, phone=f"+1617555{1000 + i:04d}") for i in range(40)]
+    slow = {**os.environ, **env, "DATABASE_URL": db_url}
+    worker = subprocess.Popen([PIN311, "worker", "--interval", "0.2"], env=slow, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    deadline = time.time() + 30
+    while len(_TwilioApi.received) < 10 and time.time() < deadline:
+        time.sleep(0.05)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    again = subprocess.run([PIN311, "worker", "--once"], env=slow, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    numbers = [m["To"] for m in _TwilioApi.received if m["To"].startswith("+1617555")]
+    wanted = {f"+1617555{1000 + i:04d}" for i in range(len(tickets))}
+    assert set(numbers) == wanted and len(numbers) == len(wanted)
+
+
+def _signed(client, path, form):
+    url = f"http://localhost/channels/{path}"
+    signature = RequestValidator(TOKEN).compute_signature(url, form)
+    return client.post(f"/channels/{path}", data=form, headers={"X-Twilio-Signature": signature})
+
+
+def test_sms_status_report_and_forged_requests(client, conn, monkeypatch):
+    monkeypatch.setenv("PIN311_TWILIO_AUTH_TOKEN", TOKEN)
+    ticket = _ticket(conn)
+    answer = _signed(client, "sms", {"From": "+16175550150", "Body": f"STATUS {ticket['public_id']}"})
+    assert answer.status_code == 200 and "is open" in answer.get_data(as_text=True)
+    asks = _signed(client, "sms", {"From": "+16175550151", "Body": "dead raccoon at 615 E Fourth St",
+                                   "MessageSid": "SMtest1"}).get_data(as_text=True)
+    assert "Pick up Dead Animal" in asks and "How big is the animal?" in asks
+    made = _signed(client, "sms", {"From": "+16175550151", "Body": "full trash can at 615 E Fourth St",
+                                   "MessageSid": "SMtest2"}).get_data(as_text=True)
+    assert "Empty Litter Basket request" in made and "was created" in made
+    row = conn.execute(text("SELECT r.channel, c.phone FROM service_requests r JOIN contacts c ON c.request_id = r.id "
+                            "WHERE r.idempotency_key = 'sms-SMtest2'")).one()
+    assert row.channel == "sms" and row.phone == "+16175550151"
+    outside = _signed(client, "sms", {"From": "+16175550151", "Body": "full trash can at 99999 Nowhere Blvd",
+                                      "MessageSid": "SMtest3"}).get_data(as_text=True)
+    assert "could not" in outside
+    vague = _signed(client, "sms", {"From": "+16175550151", "Body": "help"}).get_data(as_text=True)
+    assert "what and where" in vague
+    stop = _signed(client, "sms", {"From": "+16175550152", "Body": "STOP"})
+    assert "no more texts" in stop.get_data(as_text=True)
+    assert conn.scalar(text("SELECT count(*) FROM sms_optouts WHERE phone = '+16175550152'")) == 1
+    forged = client.post("/channels/sms", data={"From": "+1", "Body": "STOP"},
+                         headers={"X-Twilio-Signature": "bm90IGEgc2lnbmF0dXJl"})
+    assert forged.status_code == 403
+    assert client.post("/channels/sms", data={"Body": "STOP"}).status_code == 403
+
+
+def test_voice_menu_status_by_keypad_and_screen_pop(client, conn, monkeypatch):
+    monkeypatch.setenv("PIN311_TWILIO_AUTH_TOKEN", TOKEN)
+    ticket = _ticket(conn)
+    menu = _signed(client, "voice", {"From": "+16175550142"}).get_data(as_text=True)
+    assert "<Gather" in menu and "press 1" in menu
+    assert "<Gather" in _signed(client, "voice/menu", {"From": "+16175550142", "Digits": "1"}).get_data(as_text=True)
+    status = _signed(client, "voice/status", {"From": "+16175550142", "Digits": ticket["public_id"] + "#"})
+    assert f"Request {ticket['public_id']}" in status.get_data(as_text=True)
+    queued = _signed(client, "voice/menu", {"From": "+16175550142", "Digits": "2"}).get_data(as_text=True)
+    assert "<Enqueue" in queued and "/agent/call?from=%2B16175550142" in queued
