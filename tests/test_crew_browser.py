@@ -181,6 +181,12 @@ def test_my_route_on_the_map(phone, live_server, staff, conn):
     route = page.evaluate("JSON.stringify(document.querySelector('#map') && window.maplibregl ? 1 : 0)")
     assert json.loads(route) == 1
     screenshot(page, "crew-my-route")
+    # without a connection the last list stays readable, and says how old it is
+    phone.set_offline(True)
+    page.click("#tab-near")
+    page.wait_for_selector("#list-note:not([hidden])")
+    assert "No connection" in page.inner_text("#list-note") and page.locator("#tickets li.ticket").count() > 0
+    phone.set_offline(False)
 
 
 def test_queued_close_survives_closing_the_tab(phone, live_server, staff, conn, media_dir):

@@ -6,6 +6,7 @@ import { describeQueue, lastPosition, rememberPosition, startReplaying } from ".
 const settings = JSON.parse(document.getElementById("crew-settings").textContent);
 const $ = (id) => document.getElementById(id);
 const SLA_TEXT = { overdue: "overdue", due_soon: "due soon", on_time: "on time", no_sla: "no SLA" };
+const LAST_LIST = "pin311.crew.lastList";
 const state = { pos: null, manual: false, picking: false, mode: "near", watch: null };
 
 const map = makeMap("map", settings);
@@ -105,9 +106,19 @@ async function load() {
     const res = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
     body = await res.json();
     if (!res.ok) throw new Error(body.message || res.statusText);
+    try { localStorage.setItem(`${LAST_LIST}.${state.mode}`, JSON.stringify({ at: Date.now(), body })); } catch { /* full */ }
+    $("list-note").hidden = true;
   } catch (err) {
-    if (mine === loading) $("tickets").innerHTML = `<li class="alert">Could not load tickets: ${escapeHtml(err.message)}</li>`;
-    return;
+    if (mine !== loading) return;
+    // Without a connection, the last list this phone saw is better than nothing (and says so).
+    const last = JSON.parse(localStorage.getItem(`${LAST_LIST}.${state.mode}`) || "null");
+    if (!last) {
+      $("tickets").innerHTML = `<li class="alert">Could not load tickets: ${escapeHtml(err.message)}</li>`;
+      return;
+    }
+    body = last.body;
+    $("list-note").hidden = false;
+    $("list-note").textContent = `No connection: the list as it was at ${new Date(last.at).toLocaleTimeString()} (distances from where you were then).`;
   }
   if (mine !== loading) return;
   const tickets = state.mode === "route" ? body.stops : body.tickets;
