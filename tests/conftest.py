@@ -206,7 +206,9 @@ def browser():
 
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport={"width": 1366, "height": 768})
+    # Tests drive pages with Playwright's evaluate/wait_for_function, which the app's strict CSP
+    # (script-src 'self', no eval) would block; tests/test_csp_pages.py checks the pages under the real CSP.
+    context = browser.new_context(viewport={"width": 1366, "height": 768}, bypass_csp=True)
     p = context.new_page()
     yield p
     context.close()

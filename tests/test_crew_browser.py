@@ -17,7 +17,7 @@ PHONE = {"width": 390, "height": 844}
 
 @pytest.fixture
 def phone(browser):
-    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2,
+    context = browser.new_context(bypass_csp=True, viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2,
                                   geolocation={"latitude": STRAY_DOG[0], "longitude": STRAY_DOG[1]},
                                   permissions=["geolocation"])
     errors = []
@@ -41,6 +41,10 @@ def _photo_bytes():
     return buf.getvalue()
 
 
+def _photo_file():
+    return {"name": "dog.jpg", "mimeType": "image/jpeg", "buffer": _photo_bytes()}
+
+
 def _closures(conn, request_id):
     conn.rollback()
     return conn.execute(text("SELECT count(*) FROM request_events WHERE request_id = :i AND kind = 'closed'"),
@@ -59,7 +63,8 @@ def test_scenario5_near_me_then_close_with_photo(phone, live_server, staff, conn
     page.wait_for_url(f"{live_server}/crew/")
     page.wait_for_selector("#tickets li.ticket")
     page.wait_for_function("document.querySelector('#map canvas') !== null")
-    cards = page.eval_on_selector_all("#tickets li.ticket", "els => els.map(e => [e.dataset.publicId, +e.dataset.distance])")
+    cards = page.eval_on_selector_all("#tickets li.ticket",
+                                      "els => els.map(e => [e.dataset.publicId, +e.dataset.distance])")
     assert cards[0][0] == ticket["public_id"]
     distances = [d for _, d in cards]
     assert distances == sorted(distances)
@@ -79,7 +84,7 @@ def test_scenario5_near_me_then_close_with_photo(phone, live_server, staff, conn
     page.select_option("#close-reason", "fixed")
     page.fill("#close-note", "The dog was taken to the shelter.")
     page.fill("#close-internal", "Owner tag: none")
-    page.set_input_files("#close-photo", files=[{"name": "dog.jpg", "mimeType": "image/jpeg", "buffer": _photo_bytes()}])
+    page.set_input_files("#close-photo", files=[_photo_file()])
     page.click("#close-form button[type=submit]")
     page.wait_for_selector("#action-message[data-kind=ok]:has-text('Closed')")
     screenshot(page, "crew-ticket-closed")
@@ -92,7 +97,8 @@ def test_scenario5_near_me_then_close_with_photo(phone, live_server, staff, conn
     assert closed.actor == "crew:test-crew" and closed.public_note == "The dog was taken to the shelter."
     assert closed.internal_note == "Owner tag: none"
     assert (media_dir / f"{closed.media}.jpg").exists() and (media_dir / f"{closed.media}.thumb.jpg").exists()
-    notify = conn.execute(text("SELECT count(*) FROM outbox WHERE topic = 'notify' AND payload ->> 'kind' = 'closed' "
+    notify = conn.execute(text("SELECT count(*) FROM outbox WHERE topic = 'notify' "
+                               "AND payload ->> 'kind' = 'closed' "
                                "AND (payload ->> 'request_id')::bigint = :i"), {"i": ticket["id"]}).scalar()
     assert notify == 1
     seen = conn.execute(text("SELECT ST_Y(last_position), ST_X(last_position) FROM crews "
@@ -117,11 +123,12 @@ def test_offline_close_is_sent_once_when_the_connection_returns(phone, live_serv
     phone.set_offline(True)
     page.select_option("#close-reason", "fixed")
     page.fill("#close-note", "Closed from the truck, offline.")
-    page.set_input_files("#close-photo", files=[{"name": "dog.jpg", "mimeType": "image/jpeg", "buffer": _photo_bytes()}])
+    page.set_input_files("#close-photo", files=[_photo_file()])
     page.click("#close-form button[type=submit]")
     page.wait_for_selector("#action-message[data-kind=queued]")
     queued = page.evaluate("JSON.parse(localStorage.getItem('pin311.crew.queue'))")
-    assert len(queued) == 1 and queued[0]["fields"]["action"] == "close" and queued[0]["photo"].startswith("data:image/")
+    assert len(queued) == 1 and queued[0]["fields"]["action"] == "close"
+    assert queued[0]["photo"].startswith("data:image/")
     assert page.is_visible("#queue-status")
     screenshot(page, "crew-offline-queued")
     assert _status(conn, ticket["id"]) == "open" and _closures(conn, ticket["id"]) == 0
@@ -137,13 +144,14 @@ def test_offline_close_is_sent_once_when_the_connection_returns(phone, live_serv
                   " window.dispatchEvent(new Event('online')); }", queued[0])
     page.wait_for_selector("#action-message[data-kind=ok]:has-text('already received')", timeout=20000)
     assert _closures(conn, ticket["id"]) == 1
-    photos = conn.execute(text("SELECT count(media) FROM request_events WHERE request_id = :i"), {"i": ticket["id"]}).scalar()
+    photos = conn.execute(text("SELECT count(media) FROM request_events WHERE request_id = :i"),
+                          {"i": ticket["id"]}).scalar()
     assert photos == 1 and len(list(media_dir.glob("*.thumb.jpg"))) == 1
 
 
 def test_refused_location_uses_the_i_am_here_pin(browser, live_server, staff, conn):
     ticket = _dog(conn)
-    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, permissions=[])
+    context = browser.new_context(bypass_csp=True, viewport=PHONE, is_mobile=True, has_touch=True, permissions=[])
     try:
         page = context.new_page()
         browser_login(page, live_server, staff["crew"])
@@ -208,7 +216,8 @@ def test_queued_close_survives_closing_the_tab(phone, live_server, staff, conn, 
     page.wait_for_function("JSON.parse(localStorage.getItem('pin311.crew.queue') || '[]').length === 0",
                            timeout=20000)
     assert _status(conn, ticket["id"]) == "closed" and _closures(conn, ticket["id"]) == 1
-    reason = conn.execute(text("SELECT closure_reason FROM service_requests WHERE id = :i"), {"i": ticket["id"]}).scalar()
+    reason = conn.execute(text("SELECT closure_reason FROM service_requests WHERE id = :i"),
+                          {"i": ticket["id"]}).scalar()
     assert reason == "not_found"
 
 
