@@ -123,7 +123,8 @@ def _cards(conn, ids_metres):
     for rid, metres in ids_metres:
         r = rows[rid]
         out.append({
-            "id": r.id, "public_id": r.public_id, "service_code": r.service_code, "service_name": r.service_name,
+            "id": r.id, "public_id": r.public_id, "service_code": r.service_code,
+            "service_name": r.service_name,
             "sensitive": r.sensitive, "status": r.status, "address": r.address, "lat": r.lat, "lon": r.lon,
             "distance_m": round(metres, 1) if metres is not None else None,
             "age_hours": round((r.now - r.requested_at).total_seconds() / 3600, 1),
@@ -226,7 +227,8 @@ def plan_route(conn, user, lat, lon):
         card["leg_m"] = round(matrix[prev][node], 1)
         card["distance_m"] = round(matrix[0][node], 1)
         stops.append(card)
-    return {"start": {"lat": lat, "lon": lon}, "stops": stops, "total_m": round(path_length(matrix, order), 1),
+    return {"start": {"lat": lat, "lon": lon}, "stops": stops,
+            "total_m": round(path_length(matrix, order), 1),
             "nearest_neighbour_m": round(path_length(matrix, greedy), 1)}
 
 
@@ -238,7 +240,8 @@ def lock_for_crew(conn, user, public_id):
     Raises NotFound / Forbidden. The lock is held until the caller's transaction ends, so the crew
     cannot change between this check and the action.
     """
-    row = conn.execute(text("SELECT id, crew_id, status FROM service_requests WHERE public_id = :p FOR UPDATE"),
+    row = conn.execute(text("SELECT id, crew_id, status FROM service_requests "
+                            "WHERE public_id = :p FOR UPDATE"),
                        {"p": str(public_id)[:64]}).first()
     if row is None:
         raise NotFound(f"no request {str(public_id)[:32]!r}")
@@ -267,11 +270,13 @@ def ticket_detail(conn, user, public_id):
     notes, photos and the callers' names (no phone numbers or e-mails: the crew does not call them)."""
     from gis.lifecycle import history
     row = conn.execute(text("""
-        SELECT r.id, r.public_id, r.service_code, s.name AS service_name, s.sensitive, s.attributes AS questions,
+        SELECT r.id, r.public_id, r.service_code, s.name AS service_name, s.sensitive,
+               s.attributes AS questions,
                r.status, r.closure_reason, r.description, r.attributes, r.address, r.districts,
                ST_Y(r.geom) AS lat, ST_X(r.geom) AS lon, r.requested_at, r.expected_at, r.closed_at,
                r.crew_id, c.code AS crew_code, c.name AS crew_name, now() AS now
-          FROM service_requests r JOIN services s ON s.code = r.service_code LEFT JOIN crews c ON c.id = r.crew_id
+          FROM service_requests r JOIN services s ON s.code = r.service_code
+          LEFT JOIN crews c ON c.id = r.crew_id
          WHERE r.public_id = :p"""), {"p": str(public_id)[:64]}).first()
     if row is None:
         raise NotFound(f"no request {str(public_id)[:32]!r}")
@@ -318,7 +323,8 @@ def now_utc():
 # --- actions ------------------------------------------------------------------------------------
 
 # what the crew's buttons say → the lifecycle action
-ACTIONS = {"accept": "acknowledge", "start": "start", "close": "close", "reassign": "reassign", "note": "note"}
+ACTIONS = {"accept": "acknowledge", "start": "start", "close": "close", "reassign": "reassign",
+           "note": "note"}
 KEY_MAX = 200
 
 

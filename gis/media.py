@@ -141,5 +141,5 @@ def staff_photo_exists(conn, name):
     """The photo belongs to some request event (files not attached to one are never served)."""
     if not isinstance(name, str) or not NAME.match(name):
         return False
-    return conn.execute(text("SELECT 1 FROM request_events WHERE media = :name LIMIT 1"), {"name": name}).first() \
-        is not None
+    found = conn.execute(text("SELECT 1 FROM request_events WHERE media = :name LIMIT 1"), {"name": name})
+    return found.first() is not None

@@ -26,10 +26,15 @@ def _user(conn, role="crew", crews=("animal-control-c6",), username="test-crew")
 
 
 def _dog(conn, lat=STRAY_DOG[0], lon=STRAY_DOG[1], phone="+16175550142"):
-    return submit_request(conn, NewRequest(service_code="animal-generic", lat=lat, lon=lon,
-                                           attributes={"animal_type": "dog"}, description="Stray dog by the park",
-                                           contact={"first_name": "Ann", "last_name": "Caller", "phone": phone},
-                                           channel="agent", actor="agent:test"))
+    return submit_request(conn, NewRequest(
+        service_code="animal-generic", lat=lat, lon=lon, attributes={"animal_type": "dog"},
+        description="Stray dog by the park",
+        contact={"first_name": "Ann", "last_name": "Caller", "phone": phone},
+        channel="agent", actor="agent:test"))
+
+
+def _status(conn, request_id):
+    return conn.execute(text("SELECT status FROM service_requests WHERE id = :i"), {"i": request_id}).scalar()
 
 
 def _brute(conn, lat, lon, limit, crew_ids=None, service=None, overdue=False):
@@ -47,7 +52,8 @@ def _brute(conn, lat, lon, limit, crew_ids=None, service=None, overdue=False):
 def test_knn_equals_brute_force_on_random_points(conn):
     rng = random.Random(5)
     box = conn.execute(text("SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
-                            "(SELECT ST_Extent(geom) e FROM service_requests WHERE status <> 'closed') x")).one()
+                            "(SELECT ST_Extent(geom) e FROM service_requests "
+                            "WHERE status <> 'closed') x")).one()
     c6 = _crew_id(conn, "animal-control-c6")
     services = [r[0] for r in conn.execute(text("SELECT DISTINCT service_code FROM service_requests "
                                                 "WHERE status <> 'closed' LIMIT 5"))]
@@ -80,8 +86,8 @@ def test_knn_uses_the_partial_open_index_even_for_one_crew(conn):
         assert "Sort" not in plan.replace("Order By", ""), plan
     # and the planner settings are back to normal after a near-me query in the same transaction
     crew.nearest_ids(conn, 42.33, -71.04, limit=5, crew_ids=[c6])
-    assert conn.execute(text("SELECT current_setting('enable_sort'), current_setting('enable_bitmapscan')")).one() \
-        == ("on", "on")
+    settings = text("SELECT current_setting('enable_sort'), current_setting('enable_bitmapscan')")
+    assert conn.execute(settings).one() == ("on", "on")
     conn.rollback()
 
 
@@ -89,7 +95,8 @@ def test_knn_bound_fallback_is_exact_where_candidates_crowd_one_side(conn):
     # 70 tickets ~222 m north (0.0020°) and one ~213 m east (0.0026°): in degrees the northern crowd
     # fills the whole KNN candidate set, in metres the eastern one is nearest. Built in a transaction
     # that is rolled back, with a crew of their own so nothing else competes.
-    crew_id = conn.execute(text("INSERT INTO crews (code, name) VALUES ('test-knn', 'KNN test') RETURNING id")).scalar()
+    crew_id = conn.execute(text("INSERT INTO crews (code, name) VALUES ('test-knn', 'KNN test') "
+                                "RETURNING id")).scalar()
     insert = text("INSERT INTO service_requests (service_code, geom, channel, crew_id) VALUES "
                   "('animal-generic', ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), 'api', :c) RETURNING id")
     for k in range(70):
@@ -131,7 +138,8 @@ def test_route_is_nearest_neighbour_improved_by_two_opt(conn):
         _dog(conn, lat=42.3345 + rng.uniform(-0.003, 0.002), lon=-71.0398 + rng.uniform(-0.008, 0.008))
     user = _user(conn)
     plan = crew.plan_route(conn, user, *STRAY_DOG)
-    open_ids = {r[0] for r in conn.execute(text("SELECT public_id FROM service_requests WHERE status <> 'closed' "
+    open_ids = {r[0] for r in conn.execute(text("SELECT public_id FROM service_requests "
+                                                "WHERE status <> 'closed' "
                                                 "AND crew_id = :c"), {"c": user.crew_ids[0]})}
     assert {s["public_id"] for s in plan["stops"]} == open_ids or len(plan["stops"]) == crew.ROUTE_MAX_STOPS
     assert plan["total_m"] <= plan["nearest_neighbour_m"] + 0.1
@@ -173,7 +181,8 @@ def test_photo_is_reencoded_upright_without_metadata(tmp_path):
         assert img.format == "JPEG" and img.size == (40, 80)          # turned upright
         assert not img.getexif() and "exif" not in img.info
     assert thumb.exists()
-    assert photo.taken_at == {"lat": pytest.approx(42.3345, abs=1e-4), "lon": pytest.approx(-71.0398, abs=1e-4)}
+    assert photo.taken_at == {"lat": pytest.approx(42.3345, abs=1e-4),
+                              "lon": pytest.approx(-71.0398, abs=1e-4)}
     assert b"PhoneMaker" not in full.read_bytes()
 
 
@@ -199,7 +208,7 @@ def test_crew_member_cannot_act_on_another_crews_ticket(conn, tmp_path):
     user = _user(conn)
     with pytest.raises(Forbidden):
         crew.act(conn, user, other["public_id"], "close", key=str(uuid.uuid4()), reason="fixed")
-    assert conn.execute(text("SELECT status FROM service_requests WHERE id = :i"), {"i": other["id"]}).scalar() == "open"
+    assert _status(conn, other["id"]) == "open"
     boss = _user(conn, role="supervisor", crews=(), username="test-supervisor")
     done = crew.act(conn, boss, other["public_id"], "accept", key=str(uuid.uuid4()))
     assert done["status"] == "acknowledged"
@@ -212,7 +221,8 @@ def test_actions_are_events_with_position_and_idempotent(conn, tmp_path):
     crew.act(conn, user, ticket["public_id"], "accept", key=key, lat=42.3340, lon=-71.0400)
     again = crew.act(conn, user, ticket["public_id"], "accept", key=key)
     assert again["repeated"] is True
-    pos = conn.execute(text("SELECT ST_Y(last_position), ST_X(last_position), last_seen_at > now() - interval '1 min' "
+    pos = conn.execute(text("SELECT ST_Y(last_position), ST_X(last_position), "
+                            "last_seen_at > now() - interval '1 min' "
                             "FROM crews WHERE code = 'animal-control-c6'")).one()
     assert pos == (pytest.approx(42.3340), pytest.approx(-71.0400), True)
     crew.act(conn, user, ticket["public_id"], "note", key=str(uuid.uuid4()), internal_note="Gate code 1234")
@@ -230,8 +240,9 @@ def test_actions_are_events_with_position_and_idempotent(conn, tmp_path):
     assert closed.media and (tmp_path / f"{closed.media}.jpg").exists()
     assert closed.data["photo"]["taken_at"]["lat"] == pytest.approx(42.3345, abs=1e-4)
     # the caller hears of the closure
-    assert conn.execute(text("SELECT count(*) FROM outbox WHERE topic = 'notify' AND payload ->> 'kind' = 'closed' "
-                             "AND (payload ->> 'request_id')::bigint = :i"), {"i": ticket["id"]}).scalar() == 1
+    notify = text("SELECT count(*) FROM outbox WHERE topic = 'notify' AND payload ->> 'kind' = 'closed' "
+                  "AND (payload ->> 'request_id')::bigint = :i")
+    assert conn.execute(notify, {"i": ticket["id"]}).scalar() == 1
     # internal notes, photo location and actors stay out of the public history
     public = lifecycle.history(conn, ticket["id"], public=True)
     text_public = repr(public)
@@ -252,7 +263,8 @@ def test_two_replays_racing_close_once(engine):
         try:
             with engine.connect() as c:
                 barrier.wait()
-                results.append(crew.act(c, user, ticket["public_id"], "close", key=key, reason="fixed", note="Done"))
+                results.append(crew.act(c, user, ticket["public_id"], "close", key=key, reason="fixed",
+                                        note="Done"))
         except Exception as exc:   # noqa: BLE001 - collected for the assertion
             errors.append(exc)
     threads = [threading.Thread(target=send) for _ in range(2)]
@@ -263,7 +275,8 @@ def test_two_replays_racing_close_once(engine):
     assert not errors, errors
     assert sorted(r["repeated"] for r in results) == [False, True]
     with engine.connect() as c:
-        assert c.execute(text("SELECT count(*) FROM request_events WHERE request_id = :i AND kind = 'closed'"),
+        assert c.execute(text("SELECT count(*) FROM request_events "
+                              "WHERE request_id = :i AND kind = 'closed'"),
                          {"i": ticket["id"]}).scalar() == 1
 
 
@@ -271,7 +284,8 @@ def test_reassign_needs_a_reason_then_hands_the_ticket_over(conn):
     ticket = _dog(conn)
     user = _user(conn)
     with pytest.raises(InvalidInput, match="why"):
-        crew.act(conn, user, ticket["public_id"], "reassign", key=uuid.uuid4().hex, crew_code="animal-control-a1")
+        crew.act(conn, user, ticket["public_id"], "reassign", key=uuid.uuid4().hex,
+                 crew_code="animal-control-a1")
     key = uuid.uuid4().hex
     moved = crew.act(conn, user, ticket["public_id"], "reassign", key=key, crew_code="animal-control-a1",
                      reason="Dog ran into A1's area")
@@ -316,7 +330,8 @@ def test_crew_pages_need_a_crew_or_supervisor_role(client, staff):
 
 def test_near_json_and_ticket_page(client, staff, conn):
     ticket = _dog(conn)
-    crew.act(conn, _user(conn), ticket["public_id"], "note", key=str(uuid.uuid4()), internal_note="Dog is shy")
+    crew.act(conn, _user(conn), ticket["public_id"], "note", key=str(uuid.uuid4()),
+             internal_note="Dog is shy")
     login(client, staff["crew"])
     body = client.get(f"/crew/near.json?lat={STRAY_DOG[0]}&lon={STRAY_DOG[1]}").get_json()
     assert body["tickets"][0]["public_id"] == ticket["public_id"]
@@ -352,9 +367,10 @@ def test_other_crews_ticket_is_read_only_without_notes(client, staff, conn):
     assert "Secret gate code" not in page and "Zed" not in page and "close-form" not in page
     token = _csrf(client)
     r = client.post(f"/crew/tickets/{other['public_id']}/actions", headers={"X-CSRFToken": token,
-                    "Accept": "application/json"}, data={"action": "close", "reason": "fixed", "key": "k-" + uuid.uuid4().hex})
+                    "Accept": "application/json"},
+                    data={"action": "close", "reason": "fixed", "key": "k-" + uuid.uuid4().hex})
     assert r.status_code == 403 and r.get_json()["error"]
-    assert conn.execute(text("SELECT status FROM service_requests WHERE id = :i"), {"i": other["id"]}).scalar() == "open"
+    assert _status(conn, other["id"]) == "open"
 
 
 def test_close_with_photo_over_http_and_photo_route(client, staff, conn, app, tmp_path):
@@ -364,9 +380,11 @@ def test_close_with_photo_over_http_and_photo_route(client, staff, conn, app, tm
     token = _csrf(client)
     headers = {"X-CSRFToken": token, "Accept": "application/json"}
     url = f"/crew/tickets/{ticket['public_id']}/actions"
-    assert client.post(url, data={"action": "close", "key": "x"}, headers={"Accept": "application/json"}).status_code == 400
+    no_csrf = client.post(url, data={"action": "close", "key": "x"}, headers={"Accept": "application/json"})
+    assert no_csrf.status_code == 400
     r = client.post(url, headers=headers, content_type="multipart/form-data",
-                    data={"action": "close", "reason": "fixed", "note": "Done", "key": "key-1-" + ticket["public_id"],
+                    data={"action": "close", "reason": "fixed", "note": "Done",
+                          "key": "key-1-" + ticket["public_id"],
                           "lat": "42.3344", "lon": "-71.0399", "photo": (io.BytesIO(_jpeg()), "dog.jpg")})
     assert r.status_code == 200, r.get_data(as_text=True)
     assert r.get_json()["status"] == "closed" and r.get_json()["repeated"] is False
@@ -376,7 +394,8 @@ def test_close_with_photo_over_http_and_photo_route(client, staff, conn, app, tm
     assert got.status_code == 200 and got.mimetype == "image/jpeg"
     assert client.get("/crew/photos/" + "0" * 32 + ".jpg").status_code == 404
     assert media.public_photo_allowed(conn, name) is True
-    noted = crew.act(conn, _user(conn), ticket["public_id"], "note", key=uuid.uuid4().hex, internal_note="inside",
+    noted = crew.act(conn, _user(conn), ticket["public_id"], "note", key=uuid.uuid4().hex,
+                     internal_note="inside",
                      photo=_jpeg(), media_dir=tmp_path)
     assert noted["status"] == "closed"
     inner = conn.execute(text("SELECT media FROM request_events WHERE request_id = :i AND kind = 'note'"),
@@ -400,7 +419,7 @@ def test_bad_upload_is_a_clear_error(client, staff, conn, app, tmp_path):
                     data={"action": "close", "reason": "fixed", "key": uuid.uuid4().hex,
                           "photo": (io.BytesIO(b"<svg onload=alert(1)>"), "x.svg")})
     assert r.status_code == 400 and r.get_json()["field"] == "photo"
-    assert conn.execute(text("SELECT status FROM service_requests WHERE id = :i"), {"i": ticket["id"]}).scalar() == "open"
+    assert _status(conn, ticket["id"]) == "open"
 
 
 def test_public_never_gets_a_sensitive_closure_photo(client, conn, app, tmp_path):
@@ -423,7 +442,8 @@ def test_public_never_gets_a_sensitive_closure_photo(client, conn, app, tmp_path
         assert client.get(f"/crew/photos/{name}.jpg").status_code in (302, 401)   # staff only, signed in
     finally:
         conn.rollback()
-        conn.execute(text("UPDATE services SET sensitive = :s WHERE code = 'animal-generic'"), {"s": original})
+        conn.execute(text("UPDATE services SET sensitive = :s WHERE code = 'animal-generic'"),
+                     {"s": original})
         conn.commit()
         app.config["MEDIA_DIR"] = saved
 

@@ -85,9 +85,10 @@ def action(public_id):
     upload = request.files.get("photo")
     photo = upload.read(media.MAX_BYTES + 1) if upload and upload.filename else None
     ticket = crew.act(db.connection(), current_user, public_id, form.get("action", ""), key=form.get("key"),
-                      lat=form.get("lat") or None, lon=form.get("lon") or None, reason=form.get("reason") or None,
-                      note=form.get("note"), internal_note=form.get("internal_note"),
-                      crew_code=form.get("crew") or None, photo=photo, media_dir=current_app.config["MEDIA_DIR"])
+                      lat=form.get("lat") or None, lon=form.get("lon") or None,
+                      reason=form.get("reason") or None, note=form.get("note"),
+                      internal_note=form.get("internal_note"), crew_code=form.get("crew") or None,
+                      photo=photo, media_dir=current_app.config["MEDIA_DIR"])
     return jsonify(public_id=ticket["public_id"], status=ticket["status"], repeated=ticket["repeated"],
                    crew=ticket["crew"])
 
