@@ -468,3 +468,14 @@ def test_crew_notes_and_names_stay_off_public_outputs(client, conn, app):
         for secret in ("Gate code 4711", "Bitten", "test-crew", "Ann Caller", "6175550142"):
             assert secret not in body, (url, secret)
     assert "The dog is safe at the shelter." in client.get(pages[0][1]).get_data(as_text=True)
+
+
+def test_supervisor_without_a_crew_sees_all_crews_and_no_route_tab(client, staff, conn):
+    ticket = _dog(conn)
+    login(client, staff["supervisor"])
+    page = client.get("/crew/").get_data(as_text=True)
+    assert re.search(r'id="tab-route"[^>]*disabled', page)
+    body = client.get(f"/crew/near.json?lat={STRAY_DOG[0]}&lon={STRAY_DOG[1]}").get_json()
+    assert body["tickets"][0]["public_id"] == ticket["public_id"]
+    assert len({t["crew"]["code"] for t in body["tickets"] if t["crew"]}) > 1     # every crew's work
+    assert client.get(f"/crew/route.json?lat={STRAY_DOG[0]}&lon={STRAY_DOG[1]}").get_json()["stops"] == []
