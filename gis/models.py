@@ -290,6 +290,12 @@ class DataVersion(Base):
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
+# The public point (snapped for sensitive services), kept by triggers of migration 0003; read it only
+# through the public_requests view.
+ServiceRequest.public_geom = mapped_column(Geometry("POINT", srid=SRID, spatial_index=False))
+Index("service_requests_public_geom_gist", ServiceRequest.__table__.c.public_geom, postgresql_using="gist")
+
+
 # --- migration 0007 (issue 4): the self-referencing duplicate_of key, indexed so deletes stay fast.
 Index("service_requests_duplicate_of", ServiceRequest.duplicate_of,
       postgresql_where=ServiceRequest.duplicate_of.isnot(None))

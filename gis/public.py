@@ -13,7 +13,7 @@ coarsened (bool), media_url, geom (Point, EPSG:4326).
 import math
 
 from geoalchemy2 import Geometry
-from sqlalchemy import BigInteger, Boolean, DateTime, Text, and_, column, func, select, table, text
+from sqlalchemy import BigInteger, Boolean, DateTime, Text, column, func, table, text
 from sqlalchemy.dialects.postgresql import JSONB
 
 from gis.errors import InvalidInput
@@ -27,22 +27,14 @@ public_requests = table(
     column("closed_at", DateTime(timezone=True)), column("address", Text), column("districts", JSONB),
     column("coarsened", Boolean), column("media_url", Text), column("geom", Geometry("POINT", 4326)),
 )
-_raw = table("service_requests", column("id", BigInteger), column("geom", Geometry("POINT", 4326)))
-
-# A snapped point moves at most half a 250 m cell diagonal (3857 units); this many degrees covers it
-# up to ~60° latitude, so an index search on the raw points with this margin finds every public point.
-SNAP_MARGIN_DEG = 0.004
 
 
 def in_envelope(minx, miny, maxx, maxy):
     """A condition on public_requests: the public point lies in the envelope (EPSG:4326).
 
-    Uses the GiST index on the raw points (widened by the snap margin), then tests the public point,
-    so coarsened points are judged where the public sees them.
+    The view's geom is the stored public point (service_requests.public_geom), so this uses its index.
     """
-    env = func.ST_MakeEnvelope(minx, miny, maxx, maxy, 4326)
-    near_ids = select(_raw.c.id).where(_raw.c.geom.op("&&")(func.ST_Expand(env, SNAP_MARGIN_DEG)))
-    return and_(public_requests.c.objectid.in_(near_ids), func.ST_Intersects(public_requests.c.geom, env))
+    return func.ST_Intersects(public_requests.c.geom, func.ST_MakeEnvelope(minx, miny, maxx, maxy, 4326))
 
 
 def data_version(conn, source="requests"):
@@ -88,8 +80,7 @@ SELECT public_id, service_name, status, requested_at, closed_at, address, coarse
        ST_Y(geom) AS lat, ST_X(geom) AS lon,
        round(ST_Distance(geom::geography, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography)) AS metres
   FROM public_requests
- WHERE objectid IN (SELECT id FROM service_requests
-                     WHERE geom && ST_Expand(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :margin))
+ WHERE geom && ST_Expand(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :margin)
    AND ST_DWithin(geom::geography, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, :radius)
    AND (status <> 'closed' OR closed_at > now() - make_interval(days => :days))
  ORDER BY metres, requested_at DESC
@@ -106,8 +97,8 @@ def near(conn, lat, lon, radius_m=400, limit=50, closed_days=30):
         raise InvalidInput("lat/lon out of range", field="lat")
     if not (0 < radius_m <= 2000):
         raise InvalidInput("radius must be between 1 and 2000 metres", field="radius")
-    # degrees that surely cover radius_m here (longitude degrees shrink with latitude), plus the snap
-    margin = radius_m / (111_320 * max(math.cos(math.radians(lat)), 0.05)) + SNAP_MARGIN_DEG
+    # degrees that surely cover radius_m here (longitude degrees shrink with latitude): an index filter
+    margin = radius_m / (111_320 * max(math.cos(math.radians(lat)), 0.05))
     rows = conn.execute(_NEAR, {"lat": lat, "lon": lon, "radius": radius_m, "limit": int(limit),
                                 "days": int(closed_days), "margin": margin})
     return [dict(r._mapping) for r in rows]

@@ -28,7 +28,6 @@ MAX_ZOOM = 22
 CLUSTER_BELOW_ZOOM = 14
 CLUSTER_CELL = 64           # tile units: 64 cells across a tile
 PARCELS_MIN_ZOOM = 14
-SNAP_REACH_M = 180          # a 250 m grid snap (EPSG:3857) moves a point at most 125·√2 ≈ 177 units
 MAP_LAYER_KINDS = ("boundary", "district", "parcel")
 
 _FILTER_SQL = """
@@ -42,21 +41,13 @@ _FILTER_SQL = """
 
 _REQUEST_ROWS = f"""
 WITH bounds AS (SELECT ST_TileEnvelope(:z, :x, :y) AS env),
-buffered AS (SELECT env, ST_Expand(env, (ST_XMax(env) - ST_XMin(env)) * {{buffer}} / {EXTENT}) AS wide FROM bounds),
-box AS (SELECT env, ST_Transform(wide, 4326) AS env4326,
-               ST_Transform(ST_Expand(wide, {SNAP_REACH_M}), 4326) AS reach4326 FROM buffered),
--- raw points in the (buffered) tile, plus sensitive ones near enough that their snapped point may be in it
-candidates AS (
-  SELECT r.id FROM service_requests r, box WHERE r.geom && box.env4326
-  UNION
-  SELECT r.id FROM service_requests r, box
-   WHERE r.geom && box.reach4326 AND r.service_code IN (SELECT code FROM services WHERE sensitive)
-),
+box AS (SELECT env, ST_Transform(ST_Expand(env, (ST_XMax(env) - ST_XMin(env)) * {{buffer}} / {EXTENT}), 4326) AS env4326
+          FROM bounds),
 rows AS MATERIALIZED (  -- materialized: ST_AsMVTGeom once per row, not again in the outer filter
   SELECT p.public_id, p.service_code, p.service_name, p.status, to_char(p.requested_at, 'YYYY-MM-DD') AS requested,
          p.coarsened, ST_AsMVTGeom(ST_Transform(p.geom, 3857), box.env, {EXTENT}, {{buffer}}, true) AS geom
     FROM public_requests p, box
-   WHERE p.objectid IN (SELECT id FROM candidates) {_FILTER_SQL}
+   WHERE p.geom && box.env4326 {_FILTER_SQL}
 )"""
 
 REQUESTS_POINTS = text(_REQUEST_ROWS.format(buffer=BUFFER) + """

@@ -136,8 +136,13 @@ def test_public_map_renders_points_in_chromium(page, live_server, conn):
     page.wait_for_function("window.publicMap.loaded() && window.publicMap.areTilesLoaded() && "
                            "window.publicMap.queryRenderedFeatures({layers: ['request-points']}).length > 0",
                            timeout=30000)
-    point = page.evaluate("""() => { const f = window.publicMap.queryRenderedFeatures({layers: ['request-points']})[0];
-                                     const p = window.publicMap.project(f.geometry.coordinates); return [p.x, p.y]; }""")
+    # a point well inside the canvas (rendered features include the tile buffer, off-screen)
+    point = page.evaluate("""() => { const m = window.publicMap, c = m.getCanvas();
+        const w = c.clientWidth, h = c.clientHeight;
+        return m.queryRenderedFeatures({layers: ['request-points']})
+          .map(f => m.project(f.geometry.coordinates))
+          .map(p => [p.x, p.y])
+          .find(([x, y]) => x > 40 && x < w - 80 && y > 40 && y < h - 40); }""")
     box = page.locator("#map canvas").bounding_box()
     page.mouse.click(box["x"] + point[0], box["y"] + point[1])
     page.wait_for_selector("#card .badge", timeout=10000)
@@ -163,3 +168,30 @@ def test_public_pages_have_labels_for_every_field(client, path):
     for field in set(ids) - hidden:
         assert f'for="{field}"' in page, f"{path}: #{field} has no label"
     assert 'lang="en"' in page
+
+
+def test_resident_reports_in_chromium_with_questions_and_a_pin(page, live_server, conn):
+    from tests.conftest import screenshot
+    page.goto(f"{live_server}/report")
+    page.select_option("#service_code", "animal-generic")
+    page.wait_for_selector("#questions[data-service=animal-generic] select", timeout=10000)
+    page.select_option("#questions select", "dog")
+    page.wait_for_function("document.querySelector('#pin-map canvas') !== null", timeout=30000)
+    page.wait_for_timeout(500)
+    # keyboard: focus the map and press Enter to drop the pin at its centre
+    page.focus("#pin-map")
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.getElementById('lat').value !== ''", timeout=10000)
+    assert "Pin at" in page.inner_text("#pin-status")
+    lat = float(page.input_value("#lat"))
+    assert 42.2 < lat < 42.45
+    page.fill("#description", "Dog without a collar")
+    page.fill("#email", "browser.resident@example.org")
+    screenshot(page, "public-report-form")
+    page.click("#report-form button[type=submit]")
+    page.wait_for_selector("#ticket-number", timeout=20000)
+    number = page.inner_text("#ticket-number")
+    row = conn.execute(text("SELECT channel, service_code FROM service_requests WHERE public_id = :p"),
+                       {"p": number}).one()
+    assert row.channel == "web" and row.service_code == "animal-generic"
+    screenshot(page, "public-report-done")

@@ -187,3 +187,25 @@ def test_data_version_moves_on_every_committed_change_and_only_then(conn, engine
     with engine.begin() as c:
         c.execute(text("UPDATE districts SET name = name WHERE code = '6'"))
     assert data_version(conn, "layers") == layers_before + 1
+
+
+def test_public_point_follows_the_services_sensitive_flag(conn, engine):
+    ticket = submit(conn)
+    point = text("SELECT ST_AsText(geom), coarsened FROM public_requests WHERE public_id = :p")
+    exact = conn.execute(point, {"p": ticket["public_id"]}).one()
+    conn.rollback()
+    assert exact[1] is False
+    try:
+        with engine.begin() as c:
+            c.execute(text("UPDATE services SET sensitive = true WHERE code = 'animal-generic'"))
+        snapped = conn.execute(point, {"p": ticket["public_id"]}).one()
+        conn.rollback()
+        assert snapped[1] is True and snapped[0] != exact[0]
+        moved = conn.execute(text("SELECT ST_X(ST_Transform(geom, 3857)) / 250 FROM public_requests WHERE public_id = :p"),
+                             {"p": ticket["public_id"]}).scalar()
+        conn.rollback()
+        assert abs(moved - round(moved)) < 1e-6
+    finally:
+        with engine.begin() as c:
+            c.execute(text("UPDATE services SET sensitive = false WHERE code = 'animal-generic'"))
+    assert conn.execute(point, {"p": ticket["public_id"]}).one()[0] == exact[0]

@@ -5,9 +5,10 @@ the SQL lives in gis.tiles and gis.features.
 """
 from flask import Blueprint
 
-from app.extensions import csrf
+from app.extensions import csrf, limiter
 
 bp = Blueprint("layers", __name__)
-csrf.exempt(bp)  # read-only services; the arcgis client POSTs its queries (no session, no writes)
+csrf.exempt(bp)    # read-only services; the arcgis client POSTs its queries (no session, no writes)
+limiter.exempt(bp)  # cached map reads: the per-request limit check would cost more than the answer
 
 from app.layers import featureserver, ogc, tiles  # noqa: E402,F401  (registers the routes)
