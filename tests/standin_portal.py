@@ -196,7 +196,10 @@ class Portal:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._server.socket = ctx.wrap_socket(self._server.socket, server_side=True)
+        # the TLS handshake happens in each connection's own thread (see _Handler.setup): done in
+        # accept(), one stalled client would block the whole server
+        self._server.socket = ctx.wrap_socket(self._server.socket, server_side=True,
+                                              do_handshake_on_connect=False)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 
@@ -223,6 +226,23 @@ class Portal:
 class _Handler(BaseHTTPRequestHandler):
     state: Portal
     protocol_version = "HTTP/1.1"
+    timeout = 30            # an idle or stalled connection ends its thread instead of holding it
+
+    def setup(self):
+        super().setup()
+        try:
+            self.connection.do_handshake()
+        except (OSError, ValueError):
+            self.close_connection = True
+            self.rfile = self.wfile = None
+
+    def handle(self):
+        if self.rfile is not None:
+            super().handle()
+
+    def finish(self):
+        if self.rfile is not None:
+            super().finish()
 
     def log_message(self, *args):      # quiet test output
         pass

@@ -3,7 +3,9 @@ import json
 
 from sqlalchemy import text
 
-from gis import arcgis_connect, arcgis_publish
+from click.testing import CliRunner
+
+from app.cli import main
 from tests.arcgis_fixtures import arcgis_env, assert_layer_is_public_view, hosted_requests, portal, published  # noqa: F401
 
 
@@ -83,11 +85,12 @@ def test_publishing_again_reuses_the_items_and_reconciles(engine, portal, publis
     stray = {"attributes": {"public_id": "999999999", "service_code": "x", "status": "open"},
              "geometry": {"x": -71.06, "y": 42.36}}
     portal.layer(service).apply_edits([stray], [], [])       # something the database does not hold
-    again = arcgis_publish.publish(engine, arcgis_connect.connect(), portal.url)
+    out = CliRunner().invoke(main, ["arcgis", "publish"])        # `pin311 arcgis publish`, a second time
+    assert out.exit_code == 0, out.output
     assert portal.items.keys() == before.keys()
-    assert again["requests"]["added"] == 0 and again["requests"]["deleted"] == 1
-    assert again["requests"]["updated"] == published["requests"]["added"]
-    assert again["webmap"] == published["webmap"] and again["dashboard"] == published["dashboard"]
+    updated = published["requests"]["added"]
+    assert f"requests: 0 added, {updated} updated, 1 deleted" in out.output
+    assert f"webmap: {published['webmap']}" in out.output and f"dashboard: {published['dashboard']}" in out.output
     with engine.connect() as conn:
         assert_layer_is_public_view(conn, portal)
         saved = conn.execute(text("SELECT count(*) FROM arcgis_items WHERE portal_url = :p"), {"p": portal.url}).scalar()
