@@ -34,7 +34,7 @@ def sweeps_page():
     crews = [dict(r._mapping) for r in conn.execute(text("SELECT code, name FROM crews ORDER BY name"))]
     layers = analytics.district_layers(conn)
     districts = {layer: [dict(r._mapping) for r in conn.execute(text(
-        "SELECT d.code, d.name FROM districts d JOIN layers l ON l.id = d.layer_id WHERE l.name = :l ORDER BY d.code"),
+        "SELECT d.code, d.name FROM districts d JOIN layers l ON l.id = d.layer_id WHERE l.name = :l ORDER BY length(d.code), d.code"),
         {"l": layer})] for layer in layers}
     settings = {"basemap": current_app.config.get("BASEMAP_URL") or None}
     return render_template("dashboards/sweeps.html", crews=crews, districts=districts, settings=settings,
