@@ -11,6 +11,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 
 from sqlalchemy import text
 
@@ -184,11 +185,15 @@ def crew_workload(conn, f):
     return [dict(r._mapping) for r in conn.execute(sql, params)]
 
 
+def _plain(value):
+    """JSON-ready: Decimal → float, dates → ISO text."""
+    if isinstance(value, Decimal):
+        return float(value)
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
 def feature_collection(rows):
-    """GeoJSON FeatureCollection from rows with a `geometry` GeoJSON string column."""
-    feats = []
-    for r in rows:
-        props = {k: (v.isoformat() if hasattr(v, "isoformat") else float(v) if hasattr(v, "as_integer_ratio")
-                     and not isinstance(v, (int, float)) else v) for k, v in r.items() if k != "geometry"}
-        feats.append({"type": "Feature", "geometry": json.loads(r["geometry"]), "properties": props})
-    return {"type": "FeatureCollection", "features": feats}
+    """GeoJSON FeatureCollection from aggregate rows with a `geometry` GeoJSON string column."""
+    return {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "geometry": json.loads(r["geometry"]),
+         "properties": {k: _plain(v) for k, v in r.items() if k != "geometry"}} for r in rows]}

@@ -18,7 +18,11 @@ MAX_REQUESTS = 5000
 
 
 def area_sql(conn, polygon=None, layer=None, codes=None):
-    """The area as EWKT-free GeoJSON text checked by PostGIS: (geojson, area in km²)."""
+    """The area as GeoJSON MultiPolygon text (EPSG:4326), read and made valid by PostGIS.
+
+    `polygon` is a drawn GeoJSON Polygon/MultiPolygon (or a Feature holding one); otherwise the union
+    of the districts `codes` of district layer `layer`.
+    """
     if polygon:
         geom = polygon.get("geometry", polygon) if isinstance(polygon, dict) else None
         if not isinstance(geom, dict) or geom.get("type") not in ("Polygon", "MultiPolygon"):
