@@ -51,6 +51,9 @@ def handle(conn, rows):
     if url is None:
         return    # not published yet: `pin311 arcgis publish` loads everything when it runs
     from arcgis.features import FeatureLayer
+    # one writer of the layer at a time, whoever calls (our run_once, the outbox worker, a publish):
+    # two writers could both add a request they each found missing
+    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK})
     ids = sorted({int(r.payload["request_id"]) for r in rows if (r.payload or {}).get("request_id")})
     public_ids = dict(conn.execute(feats.PUBLIC_IDS, {"ids": ids}).all())
     shown = conn.execute(feats.PUBLIC_SOME, {"ids": ids}).all()
