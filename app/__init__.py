@@ -23,8 +23,9 @@ def register_extensions(app):
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     from app import auth  # noqa: F401  (registers the user loader)
-    from app import security
+    from app import openapi, security
     security.init_app(app)
+    openapi.register(app)
 
 
 BLUEPRINTS = (

@@ -2,7 +2,7 @@
 import logging
 
 from flask import jsonify, render_template, request
-from sqlalchemy.exc import DBAPIError, OperationalError, TimeoutError as PoolTimeout
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError, TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from gis.errors import Pin311Error
@@ -61,6 +61,13 @@ def register(app):
     def db_down(exc):
         log.warning("database unavailable: %s", exc)
         return database_unavailable()
+
+    @app.errorhandler(DataError)
+    def bad_value(exc):
+        # A value PostgreSQL cannot take (float underflow, out-of-range number, bad encoding) that slipped
+        # past validation: the caller's input, not our failure.
+        log.warning("value refused by the database: %s", str(exc.orig).strip()[:200])
+        return error_response(400, "invalid_input", "A value in the request is out of range or malformed.")
 
     @app.errorhandler(DBAPIError)
     def db_error(exc):

@@ -27,6 +27,7 @@ def roles(*names):
 POLICY = {
     ("core.home", "GET"): EVERYONE,
     ("core.healthz", "GET"): EVERYONE,
+    ("openapi", "GET"): EVERYONE,
     ("auth.login", "GET"): EVERYONE,
     ("auth.login", "POST"): EVERYONE,
     ("auth.logout", "POST"): EVERYONE,
