@@ -167,3 +167,17 @@ def test_a_year_of_data_answers_quickly(client, staff, conn):
     for name in ("districts", "hot_spots"):
         assert client.get(f"/dashboards/data/{name}.geojson?{qs}").status_code == 200
     assert time.perf_counter() - started < 3.0
+
+
+def test_folium_map_downloads_load_leaflet_from_this_server_only(client, staff):
+    login(client, staff["analyst"])
+    for name in ("districts", "hot_spots"):
+        resp = client.get(f"/dashboards/map/{name}.html?layer=wards&start=2015-01-01&end=2015-12-31")
+        assert resp.status_code == 200 and "attachment" in resp.headers["Content-Disposition"]
+        html = resp.get_data(as_text=True)
+        assert "http://localhost/static/vendor/leaflet/leaflet.js" in html and "L.geoJson" in html
+        foreign = [u for u in re.findall(r'(?:src|href)="(https?://[^"]+)"', html) if not u.startswith("http://localhost/")]
+        assert not foreign and "cdn" not in html.lower()
+    assert client.get("/dashboards/map/crews.html").status_code == 404
+    login(client, staff["agent"])
+    assert client.get("/dashboards/map/districts.html").status_code == 403

@@ -23,7 +23,7 @@ def watched(browser, live_server):
             and problems.append(f"console: {msg.text}"))
     page.on("response", lambda resp: resp.status >= 400 and not resp.url.endswith("/favicon.ico")
             and problems.append(f"HTTP {resp.status}: {resp.url}"))
-    page.on("request", lambda req: req.url.startswith((live_server, "data:", "blob:")) or
+    page.on("request", lambda req: req.url.startswith((live_server, "data:", "blob:", "file:")) or
             problems.append(f"foreign request: {req.url}"))
     yield page, problems
     context.close()
@@ -98,3 +98,16 @@ def test_sweep_progress_page_shows_its_area_and_count(watched, live_server, staf
         conn.rollback()
         conn.execute(text("DELETE FROM sweeps WHERE id = :s"), {"s": sweep_id})
         conn.commit()
+
+
+def test_downloaded_folium_map_renders_the_wards(watched, live_server, staff, tmp_path):
+    page, problems = watched
+    browser_login(page, live_server, staff["analyst"])
+    html = page.request.get(f"{live_server}/dashboards/map/districts.html?layer=wards").text()
+    saved = tmp_path / "districts.html"
+    saved.write_text(html)
+    page.goto(saved.as_uri())
+    page.wait_for_selector("path.leaflet-interactive")
+    assert page.locator("path.leaflet-interactive").count() == 22
+    screenshot(page, "dashboards-folium-wards")
+    assert not problems, problems

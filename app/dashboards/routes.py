@@ -2,7 +2,7 @@
 import json
 from urllib.parse import urlencode
 
-from flask import Response, current_app, render_template, request
+from flask import Response, current_app, render_template, request, url_for
 
 from app.auth import roles_required
 from app.dashboards import bp, service
@@ -68,3 +68,16 @@ def data_geojson(name):
         return _fail(exc)
     return Response(json.dumps(fc, default=str), mimetype="application/geo+json",
                     headers={"Content-Disposition": f'attachment; filename="{name}.geojson"'})
+
+
+@bp.get("/map/<name>.html")
+@roles_required(*ANALYSTS)
+def map_html(name):
+    """The map as a folium HTML file to keep or share (a download: it is not shown under our CSP)."""
+    static_base = request.host_url.rstrip("/") + url_for("static", filename="").rstrip("/")
+    try:
+        html = service.folium_map(db.connection(), name, request.args, static_base)
+    except Pin311Error as exc:
+        return _fail(exc)
+    return Response(html, mimetype="text/html",
+                    headers={"Content-Disposition": f'attachment; filename="{name}.html"'})

@@ -138,3 +138,35 @@ def check_name(name, allowed):
     if name not in allowed:
         raise InvalidInput(f"unknown dataset {str(name)[:40]!r}", field="name")
     return name
+
+
+SHADES = ("#fff5eb", "#fdd0a2", "#fd8d3c", "#d94801", "#7f2704")
+SLA_SHADES = ((95, "#1a9850"), (85, "#d9ef8b"), (75, "#fee08b"), (60, "#fc8d59"), (0, "#d73027"))
+
+
+def folium_map(conn, name, args, static_base):
+    """A stand-alone folium (Leaflet) HTML map of a map dataset, for download. Leaflet comes from
+    `static_base` (this server's /static/vendor/leaflet), never a CDN: folium's CDN defaults are replaced."""
+    import folium
+    fc = geojson(conn, name, args)
+    m = folium.Map(location=[42.32, -71.08], zoom_start=11, tiles=None)
+    m.default_js = [("leaflet", f"{static_base}/vendor/leaflet/leaflet.js")]
+    m.default_css = [("leaflet_css", f"{static_base}/vendor/leaflet/leaflet.css")]
+    if name == "districts":
+        def style(feature):
+            pct = feature["properties"]["sla_pct"]
+            colour = "#cccccc" if pct is None else next(c for low, c in SLA_SHADES if pct >= low)
+            return {"fillColor": colour, "color": "#555", "weight": 1, "fillOpacity": 0.8}
+        fields = ["code", "name", "open", "overdue", "sla_pct"]
+    else:
+        top = max((f["properties"]["requests"] for f in fc["features"]), default=1)
+
+        def style(feature):
+            n = feature["properties"]["requests"]
+            return {"fillColor": SHADES[min(int(4 * n / top), 4)], "weight": 0, "fillOpacity": 0.8}
+        fields = ["requests", "open"]
+    if fc["features"]:
+        layer = folium.GeoJson(fc, name=name, style_function=style, tooltip=folium.GeoJsonTooltip(fields))
+        layer.add_to(m)
+        m.fit_bounds(layer.get_bounds())
+    return m.get_root().render()
