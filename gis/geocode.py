@@ -282,10 +282,18 @@ def geocode_many(conn, queries, ambiguity_gap=0.05, progress=None):
     street that needs a prefix match go through `geocode` one by one. The scoring is `geocode`'s, so a
     batch row and a single lookup agree. A query whose best places tie (within ambiguity_gap) comes
     back as a Candidate with match "ambiguous" and no point: a file row must not silently pick one.
+    With PIN311_GEOCODER=arcgis every distinct query goes to that provider instead.
     `progress(n)` is called with the number of distinct queries resolved since the last call.
     """
     queries = [_CONTROL.sub(" ", str(q or "")).strip()[:MAX_QUERY] for q in queries]
     distinct = list(dict.fromkeys(q for q in queries if q))
+    if os.environ.get("PIN311_GEOCODER", "local") == "arcgis":   # another provider: its answers, row by row
+        by_query = {}
+        for q in distinct:
+            by_query[q] = _decide(geocode(conn, q, limit=2), ambiguity_gap)
+            if progress:
+                progress(1)
+        return [by_query.get(q) if q else None for q in queries]
     parsed, found = {}, {}
     for i, q in enumerate(distinct):
         if addr.split_intersection(q):
