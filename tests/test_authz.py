@@ -44,7 +44,7 @@ POLICY = {
     ("crew.photo_thumb", "GET"): roles("crew", "supervisor", "agent"),
     # dashboards and sweeps: analysts and supervisors
     **{("dashboards." + e, "GET"): roles("analyst", "supervisor") for e in (
-        "index", "chart", "data_csv", "data_geojson", "sweeps_page", "sweep_view")},
+        "index", "chart", "data_csv", "data_geojson", "map_html", "sweeps_page", "sweep_view")},
     **{("dashboards." + e, "POST"): roles("analyst", "supervisor") for e in ("sweep_create", "sweep_preview")},
     # the JSON API
     ("api.create_request", "POST"): "key:api:write",
