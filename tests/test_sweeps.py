@@ -154,3 +154,26 @@ def test_unknown_sweep_is_not_found(client, staff):
     login(client, staff["analyst"])
     assert client.get("/dashboards/sweeps/999999?format=json").status_code == 404
     assert client.get("/dashboards/sweeps/999999").status_code == 404
+
+
+def test_a_sweep_can_take_only_some_categories(client, staff, conn, quiet_spot):
+    lat, lon = quiet_spot
+    dead = _request(conn, lat, lon)
+    cat = _request(conn, lat, lon + 0.0001, service="animal-generic")
+    login(client, staff["analyst"])
+    resp = client.post("/dashboards/sweeps", headers=_csrf(client),
+                       json={"area": _box(lat, lon), "name": "Dead animals only", "crew": "sweep-crew-1",
+                             "target_date": (date.today() + timedelta(days=2)).isoformat(),
+                             "categories": ["dead-animal"]})
+    assert resp.status_code == 201
+    sweep_id = resp.get_json()["id"]
+    try:
+        prog = client.get(f"/dashboards/sweeps/{sweep_id}?format=json").get_json()
+        assert [r["public_id"] for r in prog["requests"]] == [dead["public_id"]]
+        crew_of = conn.execute(text("SELECT id, (SELECT code FROM crews WHERE id = crew_id) FROM service_requests "
+                                    "WHERE id IN (:a, :b)"), {"a": dead["id"], "b": cat["id"]}).all()
+        assert dict(crew_of)[dead["id"]] == "sweep-crew-1" and dict(crew_of)[cat["id"]] != "sweep-crew-1"
+    finally:
+        conn.rollback()
+        conn.execute(text("DELETE FROM sweeps WHERE id = :s"), {"s": sweep_id})
+        conn.commit()

@@ -1,7 +1,6 @@
 """Area sweeps routes: draw an area or pick districts → preview open requests → create → progress."""
 from flask import current_app, jsonify, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import text
 
 from app.auth import roles_required
 from app.dashboards import bp
@@ -31,11 +30,7 @@ def _body():
 @roles_required(*SWEEPERS)
 def sweeps_page():
     conn = db.connection()
-    crews = [dict(r._mapping) for r in conn.execute(text("SELECT code, name FROM crews ORDER BY name"))]
-    layers = analytics.district_layers(conn)
-    districts = {layer: [dict(r._mapping) for r in conn.execute(text(
-        "SELECT d.code, d.name FROM districts d JOIN layers l ON l.id = d.layer_id WHERE l.name = :l ORDER BY length(d.code), d.code"),
-        {"l": layer})] for layer in layers}
+    crews, districts = sweeps.crews(conn), sweeps.districts_by_layer(conn, analytics.district_layers(conn))
     settings = {"basemap": current_app.config.get("BASEMAP_URL") or None}
     return render_template("dashboards/sweeps.html", crews=crews, districts=districts, settings=settings,
                            sweeps=sweeps.all_sweeps(conn))
