@@ -104,7 +104,8 @@ def connect(env=None):
         if any(w in text.lower() for w in ("invalid username", "unable to generate token", "invalid token",
                                             "token required", "not authorized")):
             raise ArcGISAuthError(f"the portal refused {what}: {text.splitlines()[0]}") from None
-        raise PortalUnavailable(f"cannot sign in to {s['url']}: {text.splitlines()[0] if text else exc!r}") from None
+        first = text.splitlines()[0] if text else repr(exc)
+        raise PortalUnavailable(f"cannot sign in to {s['url']}: {first}") from None
     if me is None:
         raise ArcGISAuthError(f"the portal refused {what}: the session is anonymous "
                               "(check the key/credentials and their privileges)")

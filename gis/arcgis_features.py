@@ -31,7 +31,8 @@ def _ms(value):
 
 
 def district_layers(conn):
-    return [r.name for r in conn.execute(text("SELECT name FROM layers WHERE kind = 'district' ORDER BY name"))]
+    rows = conn.execute(text("SELECT name FROM layers WHERE kind = 'district' ORDER BY name"))
+    return [r.name for r in rows]
 
 
 def request_feature(row, districts):
@@ -93,9 +94,11 @@ def upsert(layer, features, key, gone=(), have=None, batch=BATCH):
         if oid is None:
             adds.append(feat)
         else:
-            updates.append({"attributes": {**feat["attributes"], "OBJECTID": oid}, "geometry": feat["geometry"]})
+            updates.append({"attributes": {**feat["attributes"], "OBJECTID": oid},
+                            "geometry": feat["geometry"]})
     deletes = [have[str(k)] for k in gone if str(k) in have]
-    edits = [("adds", f) for f in adds] + [("updates", f) for f in updates] + [("deletes", d) for d in deletes]
+    edits = ([("adds", f) for f in adds] + [("updates", f) for f in updates]
+             + [("deletes", d) for d in deletes])
     for i in range(0, len(edits), batch):
         chunk = edits[i:i + batch]
         answer = layer.edit_features(

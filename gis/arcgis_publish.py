@@ -63,7 +63,8 @@ def requests_layer(conn, districts, extent):
     services = conn.execute(text("SELECT code, name FROM services WHERE public ORDER BY name")).all()
     layer = template("requests_layer", extent=extent,
                      status_domain=_domain("pin311_status", [(s, _label(s)) for s in STATUSES]),
-                     closure_domain=_domain("pin311_closure_reason", [(r, _label(r)) for r in CLOSURE_REASONS]),
+                     closure_domain=_domain("pin311_closure_reason",
+                                            [(r, _label(r)) for r in CLOSURE_REASONS]),
                      category_domain=_domain("pin311_category", [(s.code, s.name) for s in services]))
     for name in districts:
         layer["fields"].append({"name": name, "type": "esriFieldTypeString", "alias": _label(name),
@@ -73,7 +74,8 @@ def requests_layer(conn, districts, extent):
 
 def _find(gis, title, kind):
     me = gis.users.me.username
-    for item in gis.content.search(f'title:"{title}" AND owner:{me} AND tags:"{TAG}" AND type:"{kind}"', max_items=100):
+    query = f'title:"{title}" AND owner:{me} AND tags:"{TAG}" AND type:"{kind}"'
+    for item in gis.content.search(query, max_items=100):
         if item.title == title and item.type == kind:
             return item
     return None
@@ -146,7 +148,8 @@ def publish(engine, gis, portal_url, city=None):
     with engine.begin() as conn:
         districts = feats.district_layers(conn)
         e = conn.execute(_EXTENT).one()
-        extent = {"xmin": e.xmin, "ymin": e.ymin, "xmax": e.xmax, "ymax": e.ymax, "spatialReference": {"wkid": 4326}}
+        extent = {"xmin": e.xmin, "ymin": e.ymin, "xmax": e.xmax, "ymax": e.ymax,
+                  "spatialReference": {"wkid": 4326}}
         req_def = requests_layer(conn, districts, extent)
     slug = TAG + "_" + "".join(ch if ch.isalnum() else "_" for ch in city.lower()).strip("_")
     summary, saved, webmap_layers = {}, [], []
@@ -156,19 +159,22 @@ def publish(engine, gis, portal_url, city=None):
         f"Service requests reported to 311 in {city}, kept current by pin311.",
         req_def["description"], "requests"))
     with engine.begin() as conn:    # saved first, so the worker sends changes made while we load
-        conn.execute(SAVE, {"portal": portal_url, "key": "requests", "item": item.id, "url": url, "title": title})
+        conn.execute(SAVE, {"portal": portal_url, "key": "requests", "item": item.id, "url": url,
+                            "title": title})
     requests_item, requests_url = item, url
 
     for name in districts:
         dtitle = f"{_label(name)} - {city}"
         ddef = template("district_layer", layer=name, extent=extent, singular=_label(name).rstrip("s"),
-                        description=f"The {_label(name).lower()} of {city} as pin311 uses them to route requests.")
+                        description=f"The {_label(name).lower()} of {city} as pin311 uses them "
+                                    "to route requests.")
         item, url = ensure_service(gis, f"{slug}_{name}", dtitle, ddef, _meta(
             f"{_label(name)} of {city} (district layer of pin311).", ddef["description"], "districts", name))
         with engine.connect() as conn:
             summary[f"district:{name}"] = load_districts(conn, FeatureLayer(url, gis), name)
         saved.append((f"district:{name}", item.id, url, dtitle))
-        webmap_layers.append(template("webmap", layer=name, title=_label(name), url=url, item_id=item.id)["districtLayer"])
+        entry = template("webmap", layer=name, title=_label(name), url=url, item_id=item.id)["districtLayer"]
+        webmap_layers.append(entry)
 
     summary["requests"] = load_requests(engine, FeatureLayer(requests_url, gis), districts)
 

@@ -62,7 +62,8 @@ def handle(conn, rows):
     gone = [public_ids[i] for i in ids if i in public_ids and i not in {r.objectid for r in shown}]
     for attempt in (1, 2):
         try:
-            return feats.upsert(FeatureLayer(url, arcgis_connect.session()), features, "public_id", gone=gone, batch=batch_size())
+            layer = FeatureLayer(url, arcgis_connect.session())
+            return feats.upsert(layer, features, "public_id", gone=gone, batch=batch_size())
         except Exception as exc:
             forget_session()
             if attempt == 2 or not _token_refused(exc):
@@ -91,7 +92,8 @@ def run_once(engine, now=None, limit=None):
         except Exception as exc:   # the portal failed (or refused): keep the rows, try again later
             error = f"{type(exc).__name__}: {str(exc).strip()[:480]}"
             log.warning("arcgis sync: %d rows deferred: %s", len(ids), error)
-            conn.execute(_BACKOFF, {"ids": ids, "now": now, "error": error, "first": BACKOFF_FIRST, "max": BACKOFF_MAX})
+            conn.execute(_BACKOFF, {"ids": ids, "now": now, "error": error,
+                                    "first": BACKOFF_FIRST, "max": BACKOFF_MAX})
             return {"sent": 0, "error": error, "rows": len(ids)}
         conn.execute(_DONE, {"ids": ids, "now": now})
         return {"sent": len(ids)}
@@ -125,5 +127,6 @@ def status(conn):
     out = dict(conn.execute(_STATUS, {"topic": TOPIC}).one()._mapping)
     out["lag_seconds"] = float(out["lag_seconds"] or 0)
     out["items"] = [dict(r._mapping) for r in conn.execute(text(
-        "SELECT portal_url, key, item_id, url, title, published_at FROM arcgis_items ORDER BY portal_url, key"))]
+        "SELECT portal_url, key, item_id, url, title, published_at FROM arcgis_items "
+        "ORDER BY portal_url, key"))]
     return out

@@ -27,12 +27,14 @@ def geocode(query, limit=5):
     from arcgis.geocoding import geocode as find
     try:
         gis = arcgis_connect.session()
-        results = find(query, max_locations=limit, out_fields=OUT_FIELDS, out_sr=4326, geocoder=_geocoder(gis))
+        results = find(query, max_locations=limit, out_fields=OUT_FIELDS, out_sr=4326,
+                       geocoder=_geocoder(gis))
     except (arcgis_connect.ArcGISAuthError, arcgis_connect.ArcGISConfigError, PortalUnavailable):
         raise
     except Exception as exc:    # the package raises bare Exceptions for portal errors
         arcgis_connect.forget_session()
-        raise PortalUnavailable(f"the ArcGIS geocoder failed: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
+        first = str(exc).splitlines()[0] if str(exc) else repr(exc)
+        raise PortalUnavailable(f"the ArcGIS geocoder failed: {first}") from None
     cands = []
     for r in results or []:
         attrs = r.get("attributes", {})

@@ -27,7 +27,8 @@ def publish():
     summary = run(engine_for(database_url()), gis, s["url"])
     for key, value in summary.items():
         if isinstance(value, dict):
-            click.echo(f"{key}: {value['added']} added, {value['updated']} updated, {value['deleted']} deleted")
+            click.echo(f"{key}: {value['added']} added, {value['updated']} updated, "
+                       f"{value['deleted']} deleted")
         else:
             click.echo(f"{key}: {value}")
 
@@ -36,7 +37,7 @@ def publish():
 @click.option("--follow", is_flag=True, help="keep running: poll the outbox every --interval seconds")
 @click.option("--interval", default=2.0, show_default=True, help="seconds between polls when idle")
 def sync(follow, interval):
-    """Send pending request changes to the hosted requests layer (what `pin311 worker` does for topic publish)."""
+    """Send pending request changes to the hosted requests layer (the outbox topic `publish`)."""
     engine = engine_for(database_url())
     arcgis_connect.settings()          # fail now, clearly, if ArcGIS is not configured
     while True:
@@ -49,7 +50,8 @@ def sync(follow, interval):
     with engine.connect() as conn:
         st = arcgis_sync.status(conn)
     if st["backlog"]:
-        click.echo(f"{st['backlog']} changes still pending (next try {st['next_try']}; {st['last_error'] or ''})")
+        click.echo(f"{st['backlog']} changes still pending "
+                   f"(next try {st['next_try']}; {st['last_error'] or ''})")
 
 
 @group.command("status")
