@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/run.py [--quick]
 
-One scratch database with the demo city is built for all of them (BENCH_DATABASE_URL) and dropped at
-the end. Each benchmark is bounded (about a minute) and uses loopback only. Record what you measure
+One scratch database with the demo city is built for the intake benchmarks (BENCH_DATABASE_URL) and
+dropped at the end; the tile and KNN benchmarks build their own. Each is bounded (a minute or two)
+and uses loopback only; `--only NAME` runs one. Record what you measure
 in bench/RESULTS.md with the machine line each benchmark prints.
 """
 import argparse
@@ -23,6 +24,9 @@ BENCHES = (
     ("bench_locate.py", ["--n", "3000"], ["--n", "1000"]),
     ("bench_locate_http.py", ["--n", "1000"], ["--n", "300"]),
     ("bench_batch.py", ["--points", "1000000", "--addresses", "20000"], ["--points", "200000", "--addresses", "3000"]),
+    # Other issues' benchmarks build scratch databases of their own (millions of rows).
+    ("bench_tiles.py", [], ["--requests", "100000", "--seconds", "3", "--rounds", "1"]),
+    ("bench_knn.py", [], ["--rows", "500000", "--n", "300"]),
 )
 
 
