@@ -104,7 +104,9 @@ def create(conn, name, area, crew_code, target_date, actor, categories=None):
     crew_id = conn.scalar(text("SELECT id FROM crews WHERE code = :c"), {"c": str(crew_code or "")[:64]})
     if crew_id is None:
         raise InvalidInput(f"no crew {str(crew_code or '')[:64]!r}", field="crew")
-    cats = [str(c)[:64] for c in categories] if categories else None
+    if categories is not None and (not isinstance(categories, (list, tuple)) or not categories):
+        raise InvalidInput("tick at least one category", field="categories")
+    cats = [str(c)[:64] for c in categories] if categories is not None else None
     try:
         sweep_id = conn.scalar(text("""
             INSERT INTO sweeps (name, crew_id, target_date, area, created_by)

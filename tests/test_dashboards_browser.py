@@ -73,6 +73,7 @@ def test_area_drawn_with_clicks_previews_the_open_requests_inside(watched, live_
     assert found["total"] == want > 0
     page.wait_for_function(f"document.querySelector('#preview-summary').textContent.startsWith('{want} open')")
     assert page.locator("#preview-categories tr").count() == len(found["categories"])
+    assert page.locator(".sweep-category:checked").count() == len(found["categories"])   # all ticked at first
     assert page.is_enabled("#create-sweep")
     screenshot(page, "sweep-drawn")
     assert not problems, problems

@@ -143,9 +143,11 @@ def test_create_refuses_bad_input_and_writes_nothing(conn, quiet_spot):
     for kwargs, field in [(dict(name="x", crew_code="no-such-crew", target_date=tomorrow), "crew"),
                           (dict(name="x", crew_code="sweep-crew-1", target_date="2001-01-01"), "target_date"),
                           (dict(name="", crew_code="sweep-crew-1", target_date=tomorrow), "name"),
+                          (dict(name="x", crew_code="sweep-crew-1", target_date=tomorrow, categories=[]), "categories"),
                           (dict(name="x", crew_code="sweep-crew-1", target_date=tomorrow), "area")]:  # nothing open there
         with pytest.raises(InvalidInput) as err:
-            sweeps.create(conn, kwargs["name"], area, kwargs["crew_code"], kwargs["target_date"], "analyst:t")
+            sweeps.create(conn, kwargs["name"], area, kwargs["crew_code"], kwargs["target_date"], "analyst:t",
+                          kwargs.get("categories"))
         assert err.value.field == field
     assert conn.scalar(text("SELECT count(*) FROM sweeps")) == before
 

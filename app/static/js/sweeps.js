@@ -63,9 +63,17 @@ if (document.getElementById("sweep-form")) {
     tbody.replaceChildren();
     if (!resp.ok) { summary.textContent = data.error.message; button.disabled = true; return; }
     summary.textContent = `${data.total} open request${data.total === 1 ? "" : "s"} inside.`;
+    // one row per category, ticked: untick a category to leave its requests out of the sweep
     for (const c of data.categories) {
       const tr = document.createElement("tr");
-      for (const v of [c.service_name, c.open]) { const td = document.createElement("td"); td.textContent = v; tr.append(td); }
+      const tick = document.createElement("input");
+      Object.assign(tick, { type: "checkbox", checked: true, value: c.service_code, className: "sweep-category",
+                            id: `cat-${c.service_code}` });
+      const label = document.createElement("label");
+      label.htmlFor = tick.id;
+      label.textContent = c.service_name;
+      const cells = [[tick, label], [document.createTextNode(String(c.open))]];
+      for (const parts of cells) { const td = document.createElement("td"); td.append(...parts); tr.append(td); }
       tbody.append(tr);
     }
     map.getSource("area").setData({ type: "Feature", geometry: JSON.parse(data.area), properties: {} });
@@ -103,8 +111,10 @@ if (document.getElementById("sweep-form")) {
     const form = e.target;
     const error = document.getElementById("sweep-error");
     button.disabled = true;
+    const ticks = [...document.querySelectorAll(".sweep-category")];
+    const categories = ticks.every((t) => t.checked) ? undefined : ticks.filter((t) => t.checked).map((t) => t.value);
     const [resp, data] = await post("/dashboards/sweeps", { ...chosen, name: form.name.value,
-      crew: form.crew.value, target_date: form.target_date.value });
+      crew: form.crew.value, target_date: form.target_date.value, categories });
     if (resp.ok) { location.assign(data.url); return; }
     error.textContent = data.error.message; error.hidden = false; button.disabled = false;
   });
