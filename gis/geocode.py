@@ -278,8 +278,9 @@ def geocode_many(conn, queries, ambiguity_gap=0.05, progress=None):
     Set-based: every distinct query is parsed once, then joins through a temporary table find, for
     all of them at once, the exact street + number, else an interpolation between the known numbers
     around it, else the nearest known number; streets the gazetteer does not know are matched by
-    trigram similarity in one query and go through the same joins. Only intersections and the odd
-    street that needs a prefix match go through `geocode` one by one. The scoring is `geocode`'s, so a
+    trigram similarity in one query and go through the same joins; intersections are computed for
+    all pairs in one query. Only the odd street that needs a prefix match goes through `geocode`
+    one by one. The scoring is `geocode`'s, so a
     batch row and a single lookup agree. A query whose best places tie (within ambiguity_gap) comes
     back as a Candidate with match "ambiguous" and no point: a file row must not silently pick one.
     With PIN311_GEOCODER=arcgis every distinct query goes to that provider instead.
@@ -294,9 +295,11 @@ def geocode_many(conn, queries, ambiguity_gap=0.05, progress=None):
             if progress:
                 progress(1)
         return [by_query.get(q) if q else None for q in queries]
-    parsed, found = {}, {}
+    parsed, found, crossings = {}, {}, {}
     for i, q in enumerate(distinct):
-        if addr.split_intersection(q):
+        streets = addr.split_intersection(q)
+        if streets:
+            crossings[i] = streets
             continue
         p = addr.parse(q)
         if not p.street or p.number is None:   # geocode() finds nothing for these either: no query
@@ -312,20 +315,22 @@ def geocode_many(conn, queries, ambiguity_gap=0.05, progress=None):
     for i, cands in _on_streets_many(conn, {i: (p, p.street, 1.0) for i, p in parsed.items()}).items():
         settle(i, cands)
     rest = [i for i in parsed if i not in found]
-    similar = _similar_streets_many(conn, {parsed[i].street for i in rest})
+    state = {}
+    similar = _similar_streets_many(conn, {parsed[i].street for i in rest}, state)
     items, owner = {}, {}
     for i in rest:
-        if not similar.get(parsed[i].street):
-            continue                           # no similar street: geocode() tries a prefix match
-        for street, sim in similar[parsed[i].street]:
+        for street, sim in similar.get(parsed[i].street, ()):
             if street != parsed[i].street:
                 owner[len(items)] = i
                 items[len(items)] = (parsed[i], street, 0.95 * sim)
-    per_query = {i: [] for i in rest if similar.get(parsed[i].street)}
+    per_query = {i: [] for i in rest}
     for k, cands in _on_streets_many(conn, items).items():
         per_query[owner[k]] += cands
     for i, cands in per_query.items():
         settle(i, cands)
+    found.update({i: _decide(c, ambiguity_gap) for i, c in _intersections_many(conn, crossings, state).items()})
+    if state.get("streets"):
+        conn.execute(text("DROP TABLE geocode_streets"))
     if progress:
         progress(len(found))
     for i, q in enumerate(distinct):
@@ -337,6 +342,46 @@ def geocode_many(conn, queries, ambiguity_gap=0.05, progress=None):
     return [by_query.get(q) if q else None for q in queries]
 
 
+_INTERSECTION_MANY = text("""
+    SELECT u.k, ST_Y(ST_Centroid(x.l)) AS lat, ST_X(ST_Centroid(x.l)) AS lon, ST_Length(x.l::geography) AS gap
+      FROM unnest(CAST(:k AS int[]), CAST(:s1 AS text[]), CAST(:s2 AS text[])) AS u(k, s1, s2)
+      CROSS JOIN LATERAL (
+        SELECT ST_ShortestLine(a.g, b.g) AS l
+          FROM (SELECT ST_Collect(geom) AS g FROM address_points WHERE street = u.s1) a,
+               (SELECT ST_Collect(geom) AS g FROM address_points WHERE street = u.s2) b
+         WHERE a.g IS NOT NULL AND b.g IS NOT NULL) x""")
+
+
+def _intersections_many(conn, crossings, state):
+    """`_intersection` for many {key: (street, street)} at once → {key: [Candidate]} (best 2 places).
+
+    Streets the gazetteer does not know are replaced by their similar ones (or prefix matches), as
+    `_intersection` does.
+    """
+    if not crossings:
+        return {}
+    names = {s for pair in crossings.values() for s in pair}
+    known = set(conn.scalars(text("SELECT DISTINCT street FROM address_points WHERE street = ANY(:s)"),
+                             {"s": sorted(names)}))
+    similar = _similar_streets_many(conn, names - known, state)
+    pairs, out = [], {}
+    for key, (first, second) in crossings.items():
+        firsts = [(first, 1.0)] if first in known else similar.get(first, [])[:2]
+        seconds = [(second, 1.0)] if second in known else similar.get(second, [])[:2]
+        out[key] = []
+        if firsts and seconds:
+            pairs += [(key, s1, sim1, s2, sim2) for s1, sim1 in firsts for s2, sim2 in seconds]
+    rows = conn.execute(_INTERSECTION_MANY, {"k": list(range(len(pairs))), "s1": [p[1] for p in pairs],
+                                             "s2": [p[3] for p in pairs]}).all() if pairs else []
+    for r in sorted(rows, key=lambda r: r.k):   # in the order `_intersection` would try them
+        key, s1, sim1, s2, sim2 = pairs[r.k]
+        if r.gap <= INTERSECTION_MAX_GAP_M:
+            score = 0.9 * sim1 * sim2 * (1 - r.gap / (4 * INTERSECTION_MAX_GAP_M))
+            out[key].append(Candidate(f"{s1.title()} & {s2.title()}", r.lat, r.lon, "intersection",
+                                      round(score, 3)))
+    return {key: _distinct_places(cands, 2) for key, cands in out.items()}
+
+
 _SIMILAR_MANY = text("""
     SELECT u.asked, s.street, s.sim
       FROM unnest(CAST(:streets AS text[])) AS u(asked)
@@ -344,7 +389,15 @@ _SIMILAR_MANY = text("""
                            WHERE street % u.asked ORDER BY sim DESC, street LIMIT 5) s""")
 
 
-def _similar_streets_many(conn, streets):
+_PREFIX_MANY = text("""
+    SELECT u.asked, s.street
+      FROM unnest(CAST(:streets AS text[])) AS u(asked)
+      CROSS JOIN LATERAL (SELECT street FROM geocode_streets WHERE street LIKE u.asked || '%'
+                           ORDER BY street LIMIT 5) s
+     ORDER BY u.asked, s.street""")
+
+
+def _similar_streets_many(conn, streets, state):
     """{street: [(similar street, similarity)]} for many streets in one query (as _streets_like).
 
     The trigram search runs over the few thousand distinct street names (a temporary table with its
@@ -352,16 +405,20 @@ def _similar_streets_many(conn, streets):
     """
     out = {}
     if streets:
-        conn.execute(text("DROP TABLE IF EXISTS geocode_streets"))
-        conn.execute(text("CREATE TEMP TABLE geocode_streets ON COMMIT DROP AS "
-                          "SELECT DISTINCT street FROM address_points"))
-        conn.execute(text("CREATE INDEX ON geocode_streets USING gin (street gin_trgm_ops)"))
-        conn.execute(text("ANALYZE geocode_streets"))
-        rows = conn.execute(_SIMILAR_MANY, {"streets": sorted(streets)}).all()
-        conn.execute(text("DROP TABLE geocode_streets"))
-        for r in rows:
+        if not state.get("streets"):   # once per batch; geocode_many drops it at the end
+            conn.execute(text("DROP TABLE IF EXISTS geocode_streets"))
+            conn.execute(text("CREATE TEMP TABLE geocode_streets ON COMMIT DROP AS "
+                              "SELECT DISTINCT street FROM address_points"))
+            conn.execute(text("CREATE INDEX ON geocode_streets USING gin (street gin_trgm_ops)"))
+            conn.execute(text("ANALYZE geocode_streets"))
+            state["streets"] = True
+        for r in conn.execute(_SIMILAR_MANY, {"streets": sorted(streets)}):
             if r.sim >= FUZZY_MIN_SIMILARITY:
                 out.setdefault(r.asked, []).append((r.street, float(r.sim)))
+        # As _streets_like: nothing similar, but typed as the start of a name ("E 4TH") → a prefix match.
+        short = sorted(s for s in streets if s not in out and len(s) >= 3)
+        for r in conn.execute(_PREFIX_MANY, {"streets": short}) if short else ():
+            out.setdefault(r.asked, []).append((r.street, 0.8))
     return out
 
 
