@@ -278,9 +278,8 @@ def geocode_many(conn, queries, ambiguity_gap=0.05, progress=None):
     Set-based: every distinct query is parsed once, then joins through a temporary table find, for
     all of them at once, the exact street + number, else an interpolation between the known numbers
     around it, else the nearest known number; streets the gazetteer does not know are matched by
-    trigram similarity in one query and go through the same joins; intersections are computed for
-    all pairs in one query. Only the odd street that needs a prefix match goes through `geocode`
-    one by one. The scoring is `geocode`'s, so a
+    trigram similarity (or as a prefix) in one query and go through the same joins; intersections are
+    computed for all pairs in one query. No query goes through `geocode` one by one. The scoring is `geocode`'s, so a
     batch row and a single lookup agree. A query whose best places tie (within ambiguity_gap) comes
     back as a Candidate with match "ambiguous" and no point: a file row must not silently pick one.
     With PIN311_GEOCODER=arcgis every distinct query goes to that provider instead.

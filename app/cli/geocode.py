@@ -23,8 +23,9 @@ MATCH_ORDER = ("exact", "interpolated", "fuzzy", "intersection", "ambiguous", "n
 def group(path, address_field, out_path, quiet):
     """Add lat, lon, score and match to every row of PATH (empty where nothing matches).
 
-    Exact street + number matches are found for the whole file in one database join; only the rest
-    are looked up one by one (interpolation, fuzzy street, intersections). An address whose best
+    The whole file is matched set-based (gis.geocode.geocode_many): exact street + number, then
+    interpolation, nearest number, similar streets and intersections, each one query for all rows,
+    with the same answers as the single-address geocoder. An address whose best
     places tie (e.g. "100 Tremont St" without a neighbourhood) is left empty with match "ambiguous".
     """
     header, rows = read_rows(path, [address_field], ADDED)
