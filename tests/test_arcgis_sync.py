@@ -63,7 +63,7 @@ def test_worker_killed_mid_batch_then_restarted_leaves_exactly_the_public_view(e
 
     env = {**os.environ, "PIN311_ARCGIS_BATCH": "20"}
     portal.before_answer = kill_on_second_batch
-    worker = subprocess.Popen([PIN311, "arcgis", "sync", "--follow", "--interval", "0.2"], env=env,
+    worker = subprocess.Popen([PIN311, "worker", "--interval", "0.2"], env=env,   # the real `pin311 worker`
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         worker.wait(timeout=180)
@@ -77,9 +77,9 @@ def test_worker_killed_mid_batch_then_restarted_leaves_exactly_the_public_view(e
         assert 0 < left <= 104 - 20, "batch 2 must still be pending: the worker died before marking it"
     held, _ = hosted_requests(portal)
 
-    restarted = subprocess.run([PIN311, "arcgis", "sync"], env=env, capture_output=True, text=True, timeout=180)
+    restarted = subprocess.run([PIN311, "worker", "--once"], env=env, capture_output=True, text=True, timeout=180)
     assert restarted.returncode == 0, restarted.stderr[-2000:]
-    assert f"sent {left} changes" in restarted.stdout
+    assert "publishing to ArcGIS" in restarted.stdout
     with engine.connect() as conn:
         assert _pending(conn) == 0
         assert_layer_is_public_view(conn, portal)
