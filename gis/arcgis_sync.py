@@ -43,10 +43,9 @@ def forget_session():
 
 def handle(conn, rows):
     """Publish the requests named by outbox rows (objects with .payload); raises if the portal fails."""
-    try:
-        portal = arcgis_connect.settings()["url"]
-    except arcgis_connect.ArcGISConfigError:
+    if not os.environ.get("PIN311_ARCGIS_URL", "").strip():
         return    # ArcGIS is not configured here: nothing to keep current
+    portal = arcgis_connect.settings()["url"]   # a half-done setting is an error: the rows wait for it
     url = conn.execute(_LAYER, {"portal": portal}).scalar()
     if url is None:
         return    # not published yet: `pin311 arcgis publish` loads everything when it runs

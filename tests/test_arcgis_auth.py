@@ -72,3 +72,26 @@ def test_cli_says_the_credential_was_refused_in_one_line(engine, arcgis_env):
     assert out.exit_code == 1
     assert "error: the portal refused PIN311_ARCGIS_API_KEY" in out.output
     assert "Traceback" not in out.output
+
+
+def test_a_half_configured_portal_holds_changes_until_fixed(engine, portal, arcgis_env):
+    """URL set, credential missing: the sync keeps the rows (with the reason) instead of dropping them."""
+    from sqlalchemy import text
+
+    from gis import arcgis_sync
+    with engine.begin() as c:
+        c.execute(text("UPDATE outbox SET done_at = now() WHERE topic = 'publish' AND done_at IS NULL"))
+        c.execute(text("INSERT INTO arcgis_items (portal_url, key, item_id, url, title) "
+                       "VALUES (:p, 'requests', 'x', :p, 't')"), {"p": portal.url})
+        rid = c.execute(text("SELECT min(id) FROM service_requests")).scalar()
+        c.execute(text("INSERT INTO outbox (topic, payload) VALUES ('publish', jsonb_build_object('request_id', :r))"),
+                  {"r": rid})
+    try:
+        _use(arcgis_env)
+        result = arcgis_sync.run_once(engine)
+        assert result["sent"] == 0 and "no ArcGIS credential" in result["error"]
+        with engine.connect() as c:
+            assert arcgis_sync.status(c)["backlog"] == 1
+    finally:
+        with engine.begin() as c:
+            c.execute(text("DELETE FROM arcgis_items"))
