@@ -1,11 +1,16 @@
 """Every Flask extension, instantiated once here and bound to the app in create_app()."""
+import logging
+
 from flask import current_app, g
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
+from sqlalchemy.exc import DBAPIError
 
 from gis.db import engine_for
+
+log = logging.getLogger(__name__)
 
 
 class Database:
@@ -33,8 +38,16 @@ class Database:
     @staticmethod
     def _close(exc):
         conn = g.pop("db_conn", None)
-        if conn is not None:
+        if conn is None:
+            return
+        try:
             conn.close()
+        except DBAPIError:
+            # The server went away mid-request (restart, failover): closing rolls back on a dead socket.
+            # The response is already decided (503 by the error handler); raising here would turn it into
+            # a bare 500 from the WSGI server. SQLAlchemy has recognised the disconnect and invalidated the
+            # pooled connection, so the pool never hands it out again.
+            log.warning("database connection lost at the end of a request; discarded")
 
 
 db = Database()
