@@ -194,7 +194,8 @@ def main():
     parser.add_argument("--no-http", action="store_true")
     args = parser.parse_args()
     with scratch_db(with_requests=False) as url:
-        generate(url, args.requests)
+        if args.requests:
+            generate(url, args.requests)   # BENCH_DATABASE_URL + --requests 0 reuses a loaded database
         from app import create_app
         app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench-secret-key-0123456789"})
         with app.app_context():
