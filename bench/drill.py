@@ -493,8 +493,8 @@ def report(engine, result, faults, drained, elapsed, mails=None):
         print(f"  {'notifications expected / sent':<40}{len(expected):>5} / {sum(mails.values())}")
         print(f"  {'notifications missing':<40}{mail_missing:>8}")
         print(f"  {'notifications sent more than once':<40}{mail_repeated:>8}")
-    ok = (not lost and not duplicates and not mail_missing and not mail_repeated and not wrong_id and not half and not orphans and acked
-          and all(s <= RECOVERY_LIMIT for _, s in rec) and drained is not False)
+    ok = (not lost and not duplicates and not mail_missing and not mail_repeated and not wrong_id and not half
+          and not orphans and acked and all(s <= RECOVERY_LIMIT for _, s in rec) and drained is not False)
     print("drill: PASS" if ok else "drill: FAIL")
     return ok
 

@@ -6,7 +6,6 @@ failure reproduces) and calls the real app on the real database with a full-scop
 import re
 from collections import Counter
 
-import pytest
 import schemathesis
 import yaml
 from hypothesis import HealthCheck, given, settings

@@ -3,7 +3,7 @@
 import time
 
 import pytest
-from sqlalchemy import create_engine, pool, text
+from sqlalchemy import create_engine, pool
 
 from app import create_app, schema
 from gis import apikeys

@@ -36,7 +36,8 @@ def _tile_xy(lat, lon, z):
 def tickets(engine):
     made = []
     with engine.connect() as c:
-        for code, (lat, lon), attrs in (("pothole", SPOT, {}), ("needle-pickup", SENSITIVE_SPOT, {"location_type": "sidewalk"})):
+        for code, (lat, lon), attrs in (("pothole", SPOT, {}),
+                                        ("needle-pickup", SENSITIVE_SPOT, {"location_type": "sidewalk"})):
             t = intake.submit_request(c, intake.NewRequest(
                 service_code=code, lat=lat, lon=lon, description=DESCRIPTION, attributes=attrs,
                 contact={"first_name": FIRST, "last_name": LAST, "phone": PHONE_DIGITS, "email": EMAIL},
@@ -74,8 +75,9 @@ def _urls(app, tickets):
             if "<fmt>" in rule.rule:
                 out.append(path.replace(".json", ".xml"))
     near = f"lat={SPOT[0]}&lon={SPOT[1]}"
+    box = f"{SPOT[1] - .01},{SPOT[0] - .01},{SPOT[1] + .01},{SPOT[0] + .01}"
     out += [
-        f"/ogc/collections/requests/items?limit=1000&bbox={SPOT[1] - .01},{SPOT[0] - .01},{SPOT[1] + .01},{SPOT[0] + .01}",
+        f"/ogc/collections/requests/items?limit=1000&bbox={box}",
         "/ogc/collections/requests/items?f=csv&service_code=needle-pickup",
         "/ogc/collections/requests/items?service_code=pothole&limit=1000",
         "/arcgis/rest/services/requests/FeatureServer/0/query?where=1%3D1&outFields=*&f=json&resultRecordCount=2000"
