@@ -7,7 +7,9 @@ after, so a worker killed mid-batch resumes without repeating what it sent; the 
 repeat is the instant between the provider accepting a message and that commit. Failures back off
 exponentially in the outbox row (attempts, next_try, last_error); nothing is dropped. For SMS even that
 instant is covered: a delivery left half-done is checked against Twilio's own message log before it
-is sent again. E-mail has no such log, so a crash in that instant may repeat one e-mail.
+is sent again. SMTP has no log to ask, so an e-mail left half-done is sent again with the same
+Message-ID (one per delivery row): the transport is at-least-once in that instant, and mail stores
+collapse a repeated Message-ID into one message — the same idea as our idempotency keys.
 """
 import os
 import smtplib
@@ -52,14 +54,17 @@ def message(kind, row):
 class SmtpSender:
     def __init__(self, host, port, sender):
         self.host, self.port, self.sender = host, int(port), sender
+        self.domain = sender.rpartition("@")[2] or "localhost"
 
-    def send(self, to, subject, body):
+    def send(self, to, subject, body, delivery_id):
+        """Hand one message to the SMTP server; its Message-ID is fixed by the delivery row."""
         msg = EmailMessage()
         msg["From"], msg["To"], msg["Subject"] = self.sender, to, subject
+        msg["Message-ID"] = f"<pin311.notification.{delivery_id}@{self.domain}>"
         msg.set_content(body)
         with smtplib.SMTP(self.host, self.port, timeout=10) as smtp:
             smtp.send_message(msg)
-        return None
+        return msg["Message-ID"]
 
 
 class TwilioSender:
@@ -128,7 +133,7 @@ def _deliver(engine, event_id, row, channel, senders):
     elif channel == "sms":
         status, provider_id = "sent", sender.send(row.phone, body)
     else:
-        status, provider_id = "sent", sender.send(row.email, f"311 request {row.public_id}", body)
+        status, provider_id = "sent", sender.send(row.email, f"311 request {row.public_id}", body, claimed)
     with engine.begin() as conn:
         conn.execute(text("UPDATE notifications SET status = :s, provider_id = :p, sent_at = now() WHERE id = :id"),
                      {"s": status, "p": provider_id, "id": claimed})

@@ -1,6 +1,7 @@
 """Automatic status updates (SMTP and Twilio SMS through local stand-ins) and the SMS/voice webhooks."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -188,3 +189,24 @@ def test_voice_menu_status_by_keypad_and_screen_pop(client, conn, monkeypatch):
     assert f"Request {ticket['public_id']}" in status.get_data(as_text=True)
     queued = _signed(client, "voice/menu", {"From": "+16175550142", "Digits": "2"}).get_data(as_text=True)
     assert "<Enqueue" in queued and "/agent/call?from=%2B16175550142" in queued
+
+
+def test_an_email_cut_off_before_its_commit_is_sent_again_with_the_same_message_id(conn, engine, outside_world):
+    """SMTP has no log to ask: a delivery left 'sending' is re-sent, and the Message-ID lets the mail
+    store collapse the repeat (the first hand-over is simulated by sending the delivery row's message)."""
+    _, mailbox = outside_world
+    _ticket(conn, email="cut-off@example.org")
+    event_id = conn.scalar(text("SELECT max(id) FROM request_events"))
+    contact_id = conn.scalar(text("SELECT id FROM contacts WHERE email = 'cut-off@example.org'"))
+    # a worker claimed the delivery and handed the message over, then died before marking it sent
+    delivery = conn.scalar(text("INSERT INTO notifications (event_id, contact_id, channel) "
+                                "VALUES (:e, :c, 'email') RETURNING id"), {"e": event_id, "c": contact_id})
+    conn.commit()
+    notify.senders_from_env()["email"].send("cut-off@example.org", "311 request", "first try", delivery)
+    _drain(engine)
+    _drain(engine)
+    mails = [m[1] for m in mailbox.messages if "cut-off@example.org" in m[0]]
+    ids = {re.search(r"^Message-ID: (.+)$", m, re.M | re.I).group(1).strip() for m in mails}
+    assert len(mails) == 2 and len(ids) == 1, (len(mails), ids)
+    status = conn.scalar(text("SELECT status FROM notifications WHERE id = :id"), {"id": delivery})
+    assert status == "sent"
