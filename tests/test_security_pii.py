@@ -6,6 +6,7 @@ public route is scanned automatically — is fetched with arguments that point a
 over the spot at several zooms and decoded, OGC and FeatureServer in every format, Open311 JSON and XML,
 the public pages), and each answer is searched for every form of the details.
 """
+import json
 import math
 import re
 import uuid
@@ -15,6 +16,7 @@ import pytest
 from sqlalchemy import text
 
 from gis import intake
+from tests.arcgis_fixtures import arcgis_env, portal, published  # noqa: F401
 from tests.test_authz import EVERYONE, POLICY
 
 SPOT = (42.35123, -71.06417)
@@ -132,3 +134,32 @@ def test_the_probe_requests_are_public_but_the_sensitive_spot_is_coarsened(app, 
         body = card.get_json()
         text_ = str(body)
         assert f"{SENSITIVE_SPOT[0]:.5f}" not in text_ and f"{SENSITIVE_SPOT[1]:.5f}" not in text_
+
+
+def test_nothing_personal_in_what_arcgis_online_holds(engine, tickets, portal, published):
+    """Published layers are public too: publish (with the probe requests in), then sync a probe request
+    submitted afterwards, and search everything the stand-in portal holds — items, their data, every
+    hosted layer's definition and features — for the same details."""
+    from gis import arcgis_sync
+    with engine.connect() as c:
+        late = intake.submit_request(c, intake.NewRequest(
+            service_code="pothole", lat=SPOT[0], lon=SPOT[1], description=DESCRIPTION,
+            contact={"first_name": FIRST, "last_name": LAST, "phone": PHONE_DIGITS, "email": EMAIL},
+            channel="phone", actor="agent:test-agent", idempotency_key=str(uuid.uuid4())))
+    try:
+        assert arcgis_sync.drain(engine) >= 1
+        held = {pid for layer in _hosted_layers(portal) for f in layer.rows()
+                for pid in [f["attributes"].get("public_id")] if pid}
+        assert {t["public_id"] for t in tickets} | {late["public_id"]} <= held   # real rows were scanned
+        everything = json.dumps([portal.items, portal.item_data,
+                                 [(layer.definition, layer.rows()) for layer in _hosted_layers(portal)]],
+                                default=str).lower()
+        leaks = [n for n in NEEDLES if n.lower() in everything]
+        assert not leaks, leaks
+    finally:
+        with engine.begin() as c:
+            c.execute(text("DELETE FROM service_requests WHERE id = :i"), {"i": late["id"]})
+
+
+def _hosted_layers(portal):
+    return [layer for service in portal.services.values() for layer in service["layers"].values()]
