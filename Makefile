@@ -38,6 +38,7 @@ run: setup
 	$(BIN)/pin311 serve --port $(PORT)
 
 test: setup
+	$(BIN)/python .ci/audit.py
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: setup
@@ -46,8 +47,8 @@ bench: setup
 drill: setup
 	$(BIN)/python bench/drill.py
 
-audit: venv  ## known vulnerabilities in the pinned dependencies (needs the PyPI/OSV vulnerability service)
-	$(BIN)/pip-audit -r requirements.lock --progress-spinner off
+audit: venv  ## known vulnerabilities in the pinned dependencies (also run by `make test`)
+	$(BIN)/python .ci/audit.py
 
 clean-db:  ## stop and delete the local cluster
 	-$(BIN)/pin311 db stop
