@@ -82,11 +82,12 @@ def _crew_id(conn, crew_code):
 
 
 def apply(conn, ref, action, actor, *, public_note=None, internal_note=None, media=None, reason=None,
-          crew_code=None, service_code=None, idempotency_key=None, data=None):
+          crew_code=None, service_code=None, idempotency_key=None, data=None, due_by=None):
     """Apply a lifecycle action to request `ref`; commits and returns the ticket dict.
 
     reason is required for close (one of CLOSURE_REASONS); reassign takes crew_code and/or
-    service_code (a new service re-routes by its rules unless a crew is given). `data` (a dict) is
+    service_code (a new service re-routes by its rules unless a crew is given) and, optionally, a new
+    due date `due_by` (a date: the request is then expected by the end of that day). `data` (a dict) is
     kept with the event as internal detail (e.g. where a photo was taken); never published.
     """
     if action not in TRANSITIONS:
@@ -114,6 +115,11 @@ def apply(conn, ref, action, actor, *, public_note=None, internal_note=None, med
                               "updated_at = now() WHERE id = :id"), {"id": row.id})
         elif action == "reassign":
             data = _reassign(conn, row, crew_code, service_code)
+            if due_by is not None:
+                # end of that day in the database's time zone, as a person reading "by 3 Dec" means it
+                conn.execute(text("UPDATE service_requests SET expected_at = CAST(:d AS date) + 1 - interval '1 second' "
+                                  "WHERE id = :id"), {"d": due_by, "id": row.id})
+                data["due_by"] = str(due_by)
         elif after:
             conn.execute(text("UPDATE service_requests SET status = :s, updated_at = now() WHERE id = :id"),
                          {"s": after, "id": row.id})

@@ -95,7 +95,8 @@ def create(conn, name, area, crew_code, target_date, actor, categories=None):
     """Record a sweep over `area` and reassign every open request inside to the crew; returns its id.
 
     The sweep and its members are one transaction; each reassignment then commits on its own through
-    gis.lifecycle.apply (its event + notify row). A request closed meanwhile is skipped, not failed.
+    gis.lifecycle.apply (its event + notify row), and the target date becomes each request's expected
+    date (SLA and overdue follow it). A request closed meanwhile is skipped, not failed.
     """
     name = str(name or "").strip()[:200]
     if not name:
@@ -129,7 +130,7 @@ def create(conn, name, area, crew_code, target_date, actor, categories=None):
         try:
             lifecycle.apply(conn, rid, "reassign", actor, crew_code=crew_code, public_note=note,
                             data={"sweep_id": sweep_id, "target_date": day.isoformat()},
-                            idempotency_key=f"sweep-{sweep_id}-{rid}")
+                            idempotency_key=f"sweep-{sweep_id}-{rid}", due_by=day)
         except Exception as exc:  # closed by a crew since the preview: keep it in the sweep, counted closed
             if getattr(exc, "code", None) != "conflict":
                 raise

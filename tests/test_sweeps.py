@@ -107,6 +107,11 @@ def test_creating_a_sweep_reassigns_every_request_with_events_and_notifications(
         crews = conn.execute(text("SELECT r.id, c.code FROM service_requests r JOIN crews c ON c.id = r.crew_id "
                                   "WHERE r.id = ANY(:ids)"), {"ids": ids}).all()
         assert {c for _, c in crews} == {"sweep-crew-1"}
+        due = conn.execute(text("SELECT DISTINCT expected_at::date, expected_at::time FROM service_requests "
+                                "WHERE id = ANY(:ids)"), {"ids": ids}).all()
+        assert [(d.isoformat(), str(t)) for d, t in due] == [(target, "23:59:59")]   # due by the sweep's date
+        assert conn.scalar(text("SELECT expected_at::date FROM service_requests WHERE id = :i"),
+                           {"i": outside["id"]}).isoformat() != target
         events = conn.execute(text("SELECT request_id, actor, data->>'sweep_id', public_note FROM request_events "
                                    "WHERE kind = 'reassigned' AND request_id = ANY(:ids)"), {"ids": ids}).all()
         assert sorted(e[0] for e in events) == sorted(ids)
