@@ -37,6 +37,17 @@ def _as_response(rv):
     return make_response(rv)
 
 
+def retry_after_limit():
+    """{'Retry-After': seconds} until the rate limit a 429 hit resets (Flask-Limiter knows which)."""
+    import math
+    import time
+
+    from app.extensions import limiter
+    hit = limiter.current_limit
+    seconds = max(1, math.ceil(hit.reset_at - time.time())) if hit else int(RETRY_AFTER_SECONDS)
+    return {"Retry-After": str(seconds)}
+
+
 def database_unavailable():
     return error_response(503, "unavailable",
                           "The service is briefly unavailable (database not reachable). Please try again.",
@@ -54,7 +65,8 @@ def register(app):
 
     @app.errorhandler(HTTPException)
     def http_error(exc):
-        return error_response(exc.code, exc.name.lower().replace(" ", "_"), exc.description)
+        headers = retry_after_limit() if exc.code == 429 else None
+        return error_response(exc.code, exc.name.lower().replace(" ", "_"), exc.description, headers=headers)
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(PoolTimeout)

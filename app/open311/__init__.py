@@ -8,6 +8,7 @@ import secrets
 from flask import Blueprint, current_app, request
 from werkzeug.exceptions import HTTPException
 
+from app.errors import retry_after_limit
 from app.extensions import csrf, db, limiter
 from app.open311 import service
 from app.open311.render import FORMATS, render, render_errors
@@ -33,6 +34,11 @@ def domain_error(exc):
 
 @bp.errorhandler(HTTPException)
 def http_error(exc):
+    if exc.code == 429:   # Flask-Limiter's description is only the limit ("120 per 1 minute")
+        response = render_errors(_fmt(), 429, f"too many requests (at most {exc.description}); nothing was "
+                                              "saved, send it again after the Retry-After seconds")
+        response.headers.update(retry_after_limit())
+        return response
     return render_errors(_fmt(), exc.code, exc.description)
 
 
