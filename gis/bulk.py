@@ -1,11 +1,20 @@
 """Historical load of past requests (Boston 311 CSV, Open311 GeoReport v2 JSON lines), set-based.
 
-Rows are read with pandas, located in memory with STRtree (gis.spatial_index), routed with the same
-rules as live intake (gis.routing), then COPYed into a staging table and moved into service_requests
-(with one 'created' event each, and a 'closed' event for closed ones) in one statement. The import is
-all-or-nothing; rows already present (same public id) are skipped, so a re-run adds nothing.
+Rows are read with pyarrow (pandas when pyarrow cannot), located in memory with STRtree
+(gis.spatial_index), routed with the same rules as live intake (gis.routing), de-duplicated by id,
+then COPYed (CSV written by pyarrow) into a staging table and moved into service_requests (with one
+'created' event each, and a 'closed' event for closed ones) by one INSERT … SELECT per chunk. The import
+is all-or-nothing (one transaction); rows already present (same public id) are skipped, so a re-run adds
+nothing.
+
+The transaction runs with `pin311.bulk = 'on'`, which (migration 0011) skips three per-row triggers on
+service_requests whose work is done here once, set-based: the public point is computed in the
+INSERT … SELECT with the same pin311_public_point() and the same rule as the trigger (an unknown service
+counts as sensitive); the 'requests' data version is bumped once, last thing before commit; and one
+notice on the live channel (op "resync") replaces the per-row notices the console never got for bulk
+loads. Everything else (foreign keys, checks, every index) stays live: the table is in use meanwhile.
 """
-import csv
+import gzip
 import io
 import json
 from collections import Counter
@@ -13,6 +22,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.json as pa_json
 from sqlalchemy import text
 from tqdm import tqdm
 
@@ -21,7 +33,7 @@ from gis.routing import Router
 from gis.spatial_index import LayerIndex
 
 FORMATS = ("boston-csv", "open311-json")
-CHUNK = 20_000
+CHUNK = 25_000          # rows per COPY + INSERT … SELECT (the progress bar moves per chunk)
 _CLOSURE = (("duplicate", "duplicate"), ("invalid", "not_found"), ("unable to", "not_found"),
             ("not found", "not_found"), ("refer", "referred"), ("external", "referred"),
             ("resolved", "fixed"), ("fixed", "fixed"), ("complete", "fixed"), ("repaired", "fixed"),
@@ -82,10 +94,7 @@ def _read(path, fmt):
             "channel_text": _col(df, "Source"),
         }), "America/New_York"
     if fmt == "open311-json":
-        try:
-            df = pd.read_json(path, lines=True, dtype=False)
-        except ValueError as exc:
-            raise InvalidInput(f"{path} is not Open311 JSON lines: {exc}") from None
+        df = _read_json_lines(path)
         for col in ("service_request_id", "lat", "long", "requested_datetime"):
             if col not in df.columns:
                 raise InvalidInput(f"{path} is not Open311 GeoReport v2 JSON: no {col!r} field")
@@ -111,6 +120,28 @@ def _read(path, fmt):
     raise InvalidInput(f"format must be one of {', '.join(FORMATS)}")
 
 
+def _read_json_lines(path):
+    """JSON lines as a DataFrame: pyarrow's reader (~10x pandas'), pandas' when pyarrow refuses the file
+    (e.g. a field that is a number in one record and a string in another); both keep absent fields absent.
+    pyarrow types ISO 8601 date fields as UTC timestamps when every value is one (offsets applied), as
+    pandas' to_datetime(utc=True) does afterwards for the others."""
+    try:
+        with gzip.open(path, "rb") if str(path).endswith(".gz") else open(path, "rb") as f:
+            raw = f.read()
+        table = pa_json.read_json(io.BytesIO(raw))
+    except (pa.ArrowInvalid, OSError, EOFError):
+        table = None
+    if table is not None:
+        for i, fld in enumerate(table.schema):   # numeric ids stay digits (not 1.01e11) even with gaps
+            if pa.types.is_integer(fld.type) and fld.name not in ("lat", "long"):
+                table = table.set_column(i, fld.name, table.column(i).cast(pa.string()))
+        return table.to_pandas()
+    try:
+        return pd.read_json(path, lines=True, dtype=False)
+    except ValueError as exc:
+        raise InvalidInput(f"{path} is not Open311 JSON lines: {exc}") from None
+
+
 def _channel(value):
     low = str(value or "").lower()
     if "call" in low or "phone" in low:
@@ -128,43 +159,56 @@ def _localize(series, tz):
     return series.dt.tz_localize(tz, ambiguous="NaT", nonexistent="shift_forward").dt.tz_convert("UTC")
 
 
-def _copy_text(value):
-    return str(value).replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-
-
 STAGING = """CREATE TEMP TABLE bulk_staging (
     public_id text, service_code text, status text, closure_reason text, description text, address text,
     lon float8, lat float8, parcel_id text, districts jsonb, crew_id int, routed_by text, channel text,
     requested_at timestamptz, expected_at timestamptz, closed_at timestamptz) ON COMMIT DROP"""
+STAGED = ["public_id", "code", "status", "closure_reason", "description", "address", "lon", "lat", "parcel_id",
+          "districts", "crew_id", "routed_by", "channel", "requested_at", "expected_at", "closed_at"]
 
+# The public point as trigger 0003 computes it (an unknown service counts as sensitive): migration 0011
+# skips that trigger for rows that arrive with it under pin311.bulk. Ids are unique in the staging
+# table (de-duplicated in Python); ON CONFLICT skips the ones already in service_requests.
 MOVE = text("""
 WITH ins AS (
-  INSERT INTO service_requests (public_id, service_code, status, closure_reason, description, geom, address,
-        parcel_id, districts, crew_id, routed_by, channel, requested_at, updated_at, expected_at, closed_at)
-  SELECT DISTINCT ON (public_id) public_id, service_code, status, closure_reason, description,
-         ST_SetSRID(ST_MakePoint(lon, lat), 4326), address, parcel_id, districts, crew_id, routed_by, channel,
-         requested_at, coalesce(closed_at, requested_at), expected_at, closed_at
-    FROM bulk_staging ORDER BY public_id
+  INSERT INTO service_requests (public_id, service_code, status, closure_reason, description, geom, public_geom,
+        address, parcel_id, districts, crew_id, routed_by, channel, requested_at, updated_at, expected_at, closed_at)
+  SELECT b.public_id, b.service_code, b.status, b.closure_reason, b.description, p.geom,
+         pin311_public_point(p.geom, coalesce(s.sensitive, true)), b.address, b.parcel_id, b.districts,
+         b.crew_id, b.routed_by, b.channel, b.requested_at, coalesce(b.closed_at, b.requested_at),
+         b.expected_at, b.closed_at
+    FROM bulk_staging b
+    CROSS JOIN LATERAL (SELECT ST_SetSRID(ST_MakePoint(b.lon, b.lat), 4326) AS geom) p
+    LEFT JOIN services s ON s.code = b.service_code
   ON CONFLICT (public_id) DO NOTHING
   RETURNING id, status, closure_reason, requested_at, closed_at
-), created AS (
-  INSERT INTO request_events (request_id, kind, status, public_note, actor, at)
-  SELECT id, 'created', 'open', 'Request received', 'import', requested_at FROM ins
-), closed AS (
+), events AS (
   INSERT INTO request_events (request_id, kind, status, public_note, actor, at, data)
-  SELECT id, 'closed', 'closed', 'Case closed', 'import', closed_at, jsonb_build_object('reason', closure_reason)
-    FROM ins WHERE status = 'closed'
+  SELECT ins.id, e.kind, e.status, e.note, 'import', e.at, e.data
+    FROM ins CROSS JOIN LATERAL (VALUES
+         ('created', 'open', 'Request received', ins.requested_at, '{}'::jsonb),
+         ('closed', 'closed', 'Case closed', ins.closed_at, jsonb_build_object('reason', ins.closure_reason))
+         ) e (kind, status, note, at, data)
+   WHERE e.kind = 'created' OR ins.status = 'closed'
 )
 SELECT count(*) FROM ins""")
+
+# Done once for the whole load instead of per row (see migration 0011). Last statements before the
+# commit, so the data_versions row is locked only for the instant of the commit, as with the trigger.
+BUMP_VERSION = text("""INSERT INTO data_versions (name, version, changed_at) VALUES ('requests', 1, now())
+    ON CONFLICT (name) DO UPDATE SET version = data_versions.version + 1, changed_at = now()""")
+NOTIFY = text("SELECT pg_notify('pin311_requests', :payload)")
 
 
 def import_requests(engine, path, fmt, service_code=None, progress=True):
     """Load a file of past requests; returns a BulkReport. All or nothing."""
+    bar = tqdm(total=None, desc="reading", unit="req", disable=not progress, leave=False)
     df, tz = _read(path, fmt)
     report = BulkReport(str(path), read=len(df))
-    bar = tqdm(total=len(df), desc="importing requests", unit="req", disable=not progress, leave=False)
+    bar.reset(total=len(df))
     with engine.begin() as conn:
-        # Bulk loads must not flood the live map's LISTEN channel with one notice per row.
+        # Skips the per-row triggers this load replaces, set-based (migration 0011); SET LOCAL ends with
+        # the transaction, so the pooled connection goes back as it came.
         conn.execute(text("SET LOCAL pin311.bulk = 'on'"))
         # The engine's 5 s statement timeout is for web requests; moving a million rows takes longer.
         conn.execute(text("SET LOCAL statement_timeout = '15min'"))
@@ -178,51 +222,79 @@ def import_requests(engine, path, fmt, service_code=None, progress=True):
             by_name = df["service_name"].str.lower().map(services)
             by_code = df["service_code"].where(df["service_code"].isin(codes))
             df["code"] = by_name.fillna(by_code)
+        bar.set_description("locating")
         keep = _refuse(df, report)
-        df = df[keep].copy()
+        df = df[keep]
         index = LayerIndex(conn)
         where = index.locate(df["lon"].to_numpy(), df["lat"].to_numpy())
         outside = ~where["inside"]
         if outside.any():
             report.refused["outside the city boundary"] += int(outside.sum())
-        df = df[~outside].copy()
+        # Of the rows left, an id repeated in the file is loaded once: its first row in the file.
+        take = ~outside
+        take[take] = ~df["public_id"][take].duplicated(keep="first").to_numpy()
+        report.duplicates = int((~outside).sum() - take.sum())
+        df = df[take].copy()
         for key in where:
-            where[key] = where[key][~outside]
+            where[key] = where[key][take]
+        bar.update(report.read - len(df))          # refused and repeated rows are done with
+        bar.set_description("routing")
         router = Router(conn)
         df["districts"] = _districts_json(index, where)
         crews, routed = router.route_many(df["code"].to_numpy(), where, df["lon"].to_numpy(), df["lat"].to_numpy())
-        df["crew_id"], df["routed_by"], df["parcel_id"] = crews, routed, where["parcel_id"]
+        df["crew_id"] = pd.array(crews, dtype="Int64")
+        df["routed_by"], df["parcel_id"] = routed, where["parcel_id"]
         for col in ("requested_at", "expected_at", "closed_at"):
             if col in df and hasattr(df[col], "dt"):
                 df[col] = _localize(df[col], tz) if df[col].dt.tz is None else df[col]
-        df["status"] = np.where(df["status"] == "closed", "closed", "open")
-        df.loc[df["status"] == "closed", "closed_at"] = df.loc[df["status"] == "closed", "closed_at"].fillna(
-            df.loc[df["status"] == "closed", "requested_at"])
-        df["closure_reason"] = np.where(df["status"] == "closed", df["closure_text"].map(closure_reason), None)
-        df["channel"] = df["channel_text"].map(_channel)
+        closed = (df["status"] == "closed").to_numpy()
+        df["status"] = np.where(closed, "closed", "open")
+        df.loc[closed, "closed_at"] = df.loc[closed, "closed_at"].fillna(df.loc[closed, "requested_at"])
+        df["closure_reason"] = np.where(closed, _map_distinct(df["closure_text"], closure_reason), None)
+        df["channel"] = _map_distinct(df["channel_text"], _channel)
+        df = df.sort_values("public_id", kind="stable")   # the unique index is filled in order
         conn.execute(text(STAGING))
         cursor = conn.connection.driver_connection.cursor()
-        cols = ["public_id", "code", "status", "closure_reason", "description", "address", "lon", "lat",
-                "parcel_id", "districts", "crew_id", "routed_by", "channel", "requested_at", "expected_at",
-                "closed_at"]
-        table = df[cols].copy()
-        for col in ("public_id", "description", "address", "routed_by", "districts"):   # COPY text escapes
-            table[col] = table[col].astype(object).where(table[col].notna(), None)
-            table[col] = table[col].map(_copy_text, na_action="ignore")
-        for start in range(0, len(table), CHUNK):
-            part = table.iloc[start:start + CHUNK]
-            buffer = io.StringIO()
-            part.to_csv(buffer, sep="\t", header=False, index=False, na_rep="\\N", quoting=csv.QUOTE_NONE,
-                        escapechar=None, lineterminator="\n")
+        table = _arrow_table(df[STAGED])
+        bar.set_description("loading")
+        for start in range(0, len(df), CHUNK):
+            part = table.slice(start, CHUNK)
+            buffer = io.BytesIO()
+            pa_csv.write_csv(part, buffer, pa_csv.WriteOptions(include_header=False))
             buffer.seek(0)
-            cursor.copy_expert("COPY bulk_staging FROM STDIN", buffer)
-            bar.update(len(part))
-        bar.update(report.read - bar.n)
-        bar.close()
-        report.loaded = conn.execute(MOVE).scalar_one()
-        report.duplicates = len(df) - df["public_id"].nunique()
-        report.already_present = len(df) - report.duplicates - report.loaded
+            cursor.copy_expert("COPY bulk_staging FROM STDIN WITH (FORMAT csv)", buffer)
+            report.loaded += conn.execute(MOVE).scalar_one()
+            conn.execute(text("TRUNCATE bulk_staging"))
+            bar.update(part.num_rows)
+        report.already_present = len(df) - report.loaded
+        if report.loaded:
+            conn.execute(BUMP_VERSION)
+            conn.execute(NOTIFY, {"payload": json.dumps({
+                "op": "resync", "reason": "bulk import", "loaded": report.loaded})})
+        bar.set_description("committing")
+    bar.close()
     return report
+
+
+def _arrow_table(df):
+    """The staging columns as an Arrow table whose CSV PostgreSQL's COPY (FORMAT csv) reads back exactly:
+    strings are quoted (an empty string stays empty), NULL is an unquoted empty field, timestamps
+    are UTC with a Z, floats are written to round-trip."""
+    columns, names = [], []
+    for name in df.columns:
+        col = df[name]
+        if name in ("lon", "lat"):
+            arr = pa.array(col.to_numpy(dtype=float), type=pa.float64())
+        elif name == "crew_id":
+            arr = pa.array(col, type=pa.int64(), from_pandas=True)
+        elif name.endswith("_at"):
+            values = pd.to_datetime(col, utc=True) if len(col) else col
+            arr = pa.array(values, type=pa.timestamp("us", tz="UTC"), from_pandas=True)
+        else:
+            arr = pa.array(col, type=pa.string(), from_pandas=True)
+        columns.append(arr)
+        names.append(name)
+    return pa.Table.from_arrays(columns, names=names)
 
 
 def _refuse(df, report):
@@ -245,16 +317,22 @@ def _refuse(df, report):
     return keep
 
 
-def _districts_json(index, where):
-    layers = index.layer_names
-    n = len(where["inside"])
-    out = []
-    for i in range(n):
-        d = {}
-        for layer in layers:
-            code = where[layer][i]
-            if code is not None:
-                d[layer] = {"code": code, "name": index.names[layer].get(code)}
-        out.append(json.dumps(d))
-    return out
+def _map_distinct(values, fn):
+    """fn over each distinct value once (free texts repeat: 'Case resolved', 'Citizens Connect App' …)."""
+    values = pd.Series(values).fillna("")
+    distinct = pd.unique(values)
+    return values.map(dict(zip(distinct, map(fn, distinct)))).to_numpy(dtype=object)
 
+
+def _districts_json(index, where):
+    """The districts column as JSON text, {layer: {code, name}} for each layer covering the point.
+
+    Built per layer from one JSON fragment per distinct code (a few dozen), not per row."""
+    n = len(where["inside"])
+    out = np.full(n, "", dtype=object)
+    for layer in index.layer_names:
+        codes = pd.Series(where[layer], dtype=object)
+        fragments = {code: f"{json.dumps(layer)}: {json.dumps({'code': code, 'name': index.names[layer].get(code)})}, "
+                     for code in pd.unique(codes.dropna())}
+        out += codes.map(fragments).fillna("").to_numpy(dtype=object)
+    return ["{" + s[:-2] + "}" for s in out]

@@ -5,11 +5,17 @@ cost 100k queries. Both apply a service's rules by ascending priority (then id),
 falling back to the service's default crew.
 """
 import numpy as np
+import pandas as pd
 
 from pyproj import Geod
 from sqlalchemy import text
 
 _GEOD = Geod(ellps="WGS84")
+
+
+def _attr_matches(attrs, rule):
+    value = (attrs or {}).get(rule.attribute)
+    return value is not None and str(value) == rule.value
 
 
 class Router:
@@ -51,10 +57,51 @@ class Router:
         return default, ("default crew of service" if default else "unrouted")
 
     def route_many(self, service_codes, where, lons, lats):
-        crews = np.empty(len(service_codes), dtype=object)
-        routed = np.empty(len(service_codes), dtype=object)
-        for i, code in enumerate(service_codes):
-            crews[i], routed[i] = self.route_one(code, where, i, lons[i], lats[i])
+        """route_one for every row, set-based: per service, each rule in order claims the rows still
+        unrouted that it matches (numpy masks over that service's rows; one distance matrix per
+        'nearest' rule)."""
+        service_codes = pd.Series(np.asarray(service_codes, dtype=object))
+        lons, lats = np.asarray(lons, dtype=float), np.asarray(lats, dtype=float)
+        crews = np.full(len(service_codes), None, dtype=object)
+        routed = np.full(len(service_codes), None, dtype=object)
+        for code, rows in service_codes.groupby(service_codes, sort=False, dropna=False).indices.items():
+            todo = np.ones(len(rows), dtype=bool)
+            layer_codes = {}
+            for r in self.rules.get(code, ()):
+                if not todo.any():
+                    break
+                if r.strategy == "district":
+                    if where.get(r.layer) is None:
+                        continue
+                    if r.layer not in layer_codes:
+                        layer_codes[r.layer] = where[r.layer][rows]
+                    hit = todo & (layer_codes[r.layer] == r.district_code)
+                    label = f"rule {r.id}: district {r.layer}={r.district_code}"
+                    crews[rows[hit]] = r.crew_id
+                elif r.strategy == "parcel_attribute":
+                    parcels = where["parcel_id"][rows]
+                    matches = {p: _attr_matches((self.parcel_attrs or {}).get(p), r) for p in dict.fromkeys(parcels)}
+                    hit = todo & np.array([matches[p] for p in parcels], dtype=bool)
+                    label = f"rule {r.id}: parcel {r.attribute}={r.value}"
+                    crews[rows[hit]] = r.crew_id
+                elif r.strategy == "nearest":
+                    pool = [c for c in self.crews if c.code.startswith(r.value)]
+                    if not pool:
+                        continue
+                    hit = todo.copy()
+                    at = rows[hit]
+                    k = len(pool)
+                    _, _, dist = _GEOD.inv(np.repeat(lons[at], k), np.repeat(lats[at], k),
+                                           np.tile([c.lon for c in pool], len(at)),
+                                           np.tile([c.lat for c in pool], len(at)))
+                    nearest = np.argmin(np.asarray(dist).reshape(len(at), k), axis=1)   # first of equals
+                    crews[at] = np.array([c.id for c in pool], dtype=object)[nearest]
+                    label = f"rule {r.id}: nearest on-duty crew of pool {r.value}"
+                else:
+                    continue
+                routed[rows[hit]] = label
+                todo &= ~hit
+            default = self.default.get(code)
+            crews[rows[todo]] = default
+            routed[rows[todo]] = "default crew of service" if default else "unrouted"
         return crews, routed
-
-

@@ -127,3 +127,74 @@ def test_files_that_are_not_what_they_claim_change_nothing(engine, conn, tmp_pat
         bulk.import_requests(engine, CASES / "Animal Found.csv" if CASES.exists() else csv_path, "boston-csv",
                              service_code="no-such-service", progress=False)
     assert _mark(conn) == before
+
+
+def test_bulk_public_point_and_cache_version_match_live_intake(engine, conn, tmp_path):
+    """Bulk loads skip the per-row public-point, data-version and notify triggers (migration 0011) and do
+    that work set-based: the public point must be exactly intake's, for a sensitive (snapped) and a
+    non-sensitive service, the tile cache version must move once, and one notice replaces per-row ones."""
+    from gis import intake
+    from gis.public import data_version
+
+    lat, lon = 42.33457, -71.03981
+    cases = {"bed-bugs": True, "abandoned-vehicle": False}   # code: sensitive
+    assert dict(conn.execute(text("SELECT code, sensitive FROM services WHERE code IN ('bed-bugs', "
+                                  "'abandoned-vehicle')")).all()) == cases
+    live = {code: intake.submit_request(conn, intake.NewRequest(service_code=code, lat=lat, lon=lon,
+                                                                channel="agent", actor="agent:test"))
+            for code in cases}
+    records = [{"service_request_id": f"PG-{code}", "service_code": code, "status": "open",
+                "requested_datetime": "2019-03-01T10:00:00-05:00", "lat": lat, "long": lon}
+               for code in cases]
+    path = tmp_path / "public-point.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in records))
+
+    raw = engine.raw_connection()
+    listener = raw.driver_connection
+    raw.detach()            # autocommit for LISTEN: never hand this connection back to the pool
+    try:
+        listener.autocommit = True
+        listener.cursor().execute("LISTEN pin311_requests")
+        before = data_version(conn, "requests")
+        conn.commit()
+        report = bulk.import_requests(engine, path, "open311-json", progress=False)
+        assert report.loaded == 2
+        assert data_version(conn, "requests") == before + 1     # once for the load, at its commit
+        listener.poll()
+        notices = [json.loads(n.payload) for n in listener.notifies]
+    finally:
+        listener.close()
+    assert [n for n in notices if n.get("reason") == "bulk import"] == [
+        {"op": "resync", "reason": "bulk import", "loaded": 2}]
+    assert not [n for n in notices if str(n.get("public_id", "")).startswith("PG-")]   # nothing per row
+
+    for code, sensitive in cases.items():
+        pair = conn.execute(text("""
+            SELECT ST_AsEWKT(b.public_geom) AS bulk, ST_AsEWKT(l.public_geom) AS live,
+                   ST_Equals(b.public_geom, b.geom) AS exact, ST_AsEWKT(p.geom) AS published
+              FROM service_requests b, service_requests l, public_requests p
+             WHERE b.public_id = :bulk AND l.public_id = :live AND p.public_id = :bulk"""),
+            {"bulk": f"PG-{code}", "live": live[code]["public_id"]}).one()
+        assert pair.bulk is not None and pair.bulk == pair.live == pair.published, (code, pair)
+        assert pair.exact is not sensitive, (code, pair)      # snapped to the 250 m grid when sensitive
+
+    # Outside a bulk load the triggers still do it all: a plain INSERT under the flag but without a
+    # public point still gets one, and an UPDATE of geom still recomputes it.
+    with engine.begin() as c:
+        c.execute(text("SET LOCAL pin311.bulk = 'on'"))
+        c.execute(text("INSERT INTO service_requests (public_id, service_code, geom, channel) "
+                       "VALUES ('PG-raw', 'bed-bugs', ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), 'import')"),
+                  {"lat": lat, "lon": lon})
+    plain = conn.execute(text("SELECT ST_AsEWKT(public_geom) FROM service_requests WHERE public_id = 'PG-raw'"))
+    snapped = conn.execute(text("SELECT ST_AsEWKT(public_geom) FROM service_requests WHERE public_id = :p"),
+                           {"p": live["bed-bugs"]["public_id"]}).scalar_one()
+    assert plain.scalar_one() == snapped
+    versions = data_version(conn, "requests")
+    conn.commit()
+    with engine.begin() as c:
+        c.execute(text("UPDATE service_requests SET geom = ST_SetSRID(ST_MakePoint(-71.0589, 42.3601), 4326) "
+                       "WHERE public_id = 'PG-abandoned-vehicle'"))
+    moved = conn.execute(text("SELECT ST_Equals(public_geom, geom), ST_X(public_geom) FROM service_requests "
+                              "WHERE public_id = 'PG-abandoned-vehicle'")).one()
+    assert moved[0] and round(moved[1], 4) == -71.0589
+    assert data_version(conn, "requests") == versions + 1
