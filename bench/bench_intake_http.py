@@ -5,8 +5,10 @@
 The server is gunicorn with 2 sync workers on loopback; the load comes from wrk (Debian's `wrk`,
 a second process) posting random Boston points with an API key. The baseline, in the same run, is
 the intake statement itself (gis.intake's one INSERT … statement: locate + route + request + event +
-outbox) executed through psycopg2 with commit, by as many client threads as the server has workers,
-and by as many as wrk opens. Targets (issue 4): >= 1,000 req/s, p99 < 50 ms, HTTP/raw >= 0.5.
+outbox) executed through psycopg2 in the form the app runs it (gis/prepared.py: PREPAREd once per
+connection, then EXECUTE as a transaction of its own — autocommit, synchronous_commit on), by as many
+client threads as the server has workers, and by as many as wrk opens.
+Targets (issue 4): >= 1,000 req/s, p99 < 50 ms, HTTP/raw >= 0.5.
 """
 import argparse
 import json
@@ -69,29 +71,30 @@ def run_wrk(port, key, points, seconds, connections):
 
 
 def raw_sql(url, points, seconds, clients):
-    """The intake statement, as submit_request runs it, straight through psycopg2 (one per thread)."""
-    from gis.intake import _INSERT
-    sql = re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", _INSERT.text)
+    """The intake statement, as submit_request runs it, straight through psycopg2 (one per thread):
+    PREPAREd once per connection, each EXECUTE its own transaction (one round trip, like the app's)."""
+    from gis.intake import _INSERT_STMT
     engine = create_engine(url, poolclass=pool.NullPool)
     done, lat_ms = [0] * clients, [[] for _ in range(clients)]
     stop = time.perf_counter() + seconds
 
     def worker(k):
         raw = engine.raw_connection()
+        raw.driver_connection.autocommit = True
         cur = raw.cursor()
+        cur.execute(_INSERT_STMT.prepare_sql)
         n = k
         while time.perf_counter() < stop:
             lat, lon = points[n % len(points)]
             n += clients
             t0 = time.perf_counter()
-            cur.execute(sql, {"lat": lat, "lon": lon, "service": "animal-generic", "description": "raw bench",
-                              "attributes": json.dumps({"animal_type": "dog"}), "address": None, "address_id": None,
-                              "channel": "api", "media_url": None, "idempotency_key": None, "has_sla": True,
-                              "actor": "bench", "has_contact": False, "notify": True, "first_name": None,
-                              "last_name": None, "phone": None, "email": None, "device_id": None,
-                              "account_id": None})
-            cur.fetchall()
-            raw.commit()
+            cur.execute(_INSERT_STMT.execute_sql, {
+                "lat": lat, "lon": lon, "service": "animal-generic", "description": "raw bench",
+                "attributes": json.dumps({"animal_type": "dog"}), "address": None, "address_id": None,
+                "channel": "api", "media_url": None, "idempotency_key": None, "has_sla": True,
+                "actor": "bench", "has_contact": False, "notify": True, "first_name": None,
+                "last_name": None, "phone": None, "email": None, "device_id": None, "account_id": None})
+            cur.fetchall()                      # committed: autocommit, synchronous_commit on
             lat_ms[k].append((time.perf_counter() - t0) * 1000)
             done[k] += 1
         raw.close()
@@ -154,6 +157,8 @@ def main():
     print(f"HTTP POST /api/v1/requests  gunicorn {WORKERS} {kind}, wrk {args.connections} connections, "
           f"{args.seconds} s: {rate:,.0f} req/s, p50 {pct.get(50, float('nan')):.1f} ms, "
           f"p99 {pct.get(99, float('nan')):.1f} ms, non-2xx {non2xx}{', socket errors ' + sock_err if sock_err else ''}")
+    print("raw intake SQL = the intake statement PREPAREd once per connection, EXECUTE in autocommit "
+          "(the form gis/prepared.py runs it in)")
     print(f"raw intake SQL, psycopg2, {inflight} clients: {raw2[0]:,.0f} tx/s, p50 {raw2[1]:.2f} ms, "
           f"p99 {raw2[2]:.2f} ms")
     print(f"raw intake SQL, psycopg2, {other} clients: {raw8[0]:,.0f} tx/s, p50 {raw8[1]:.2f} ms, "

@@ -4,6 +4,7 @@ import secrets
 
 from sqlalchemy import text
 
+from gis import prepared
 from gis.errors import Forbidden, InvalidInput
 
 SCOPES = ("open311:write", "api:read", "api:write")
@@ -29,6 +30,7 @@ WITH k AS (SELECT id, name, scopes, last_used_at FROM api_keys WHERE key_hash = 
 touch AS (UPDATE api_keys a SET last_used_at = now() FROM k
            WHERE a.id = k.id AND (k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute'))
 SELECT id, name, scopes FROM k""")
+_VERIFY_STMT = prepared.Statement("pin311_apikey", _VERIFY.text, {"h": "text"})
 
 
 def verify(conn, key, scope):
@@ -37,7 +39,7 @@ def verify(conn, key, scope):
         raise Forbidden("a valid api_key is required")
     # last_used_at is refreshed at most once a minute: writing it on every call made each API request
     # a second committed (fsynced) write, all workers queueing on the same key's row lock.
-    row = conn.execute(_VERIFY, {"h": _hash(key)}).first()
+    row = _VERIFY_STMT.run(conn, {"h": _hash(key)}).first()
     if row is None:
         raise Forbidden("api_key is not valid (unknown or revoked)")
     if scope not in row.scopes:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import text
 
-from gis import geocode
+from gis import geocode, prepared
 from gis.errors import AddressNotFound, AmbiguousAddress, InvalidInput, InvalidLocation, OutsideJurisdiction
 from gis.locate import LOCATE_CTE, ROUTED_BY, RULE_LATERAL, check_point
 from gis.services import catalogue, validate_attributes
@@ -85,6 +85,11 @@ ob AS (
 SELECT (SELECT inside FROM loc) AS inside, (SELECT count(*) FROM s) AS service_found, ins.*,
        (SELECT name FROM s) AS service_name, c.code AS crew_code, c.name AS crew_name
   FROM (SELECT 1) one LEFT JOIN ins ON true LEFT JOIN crews c ON c.id = ins.crew_id""")
+_INSERT_STMT = prepared.Statement("pin311_intake", _INSERT.text, {
+    "lat": "float8", "lon": "float8", "service": "text", "description": "text", "attributes": "text",
+    "address": "text", "address_id": "int8", "channel": "text", "media_url": "text", "idempotency_key": "text",
+    "has_sla": "bool", "actor": "text", "has_contact": "bool", "notify": "bool", "first_name": "text",
+    "last_name": "text", "phone": "text", "email": "text", "device_id": "text", "account_id": "text"})
 
 # The ticket's fields, in the order find_ticket gives them; the intake statement returns the same.
 TICKET_FIELDS = ("id", "public_id", "service_code", "service_name", "status", "description", "lat", "lon",
@@ -193,7 +198,7 @@ def submit_request(conn, req):
         "has_contact": has_contact, "notify": bool(req.notify), **contact,
     }
     try:
-        row = conn.execute(_INSERT, params).one()
+        row = _INSERT_STMT.run(conn, params).one()
         if not row.inside:
             conn.rollback()
             if _inside_if_swapped(conn, lat, lon):

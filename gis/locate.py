@@ -7,11 +7,11 @@ both neighbours; DISTINCT ON (layer) ORDER BY code gives it one deterministic an
 The same CTE text is embedded in the intake statement (gis/intake.py), so a preview and a submission
 can never disagree about where a point is or which crew gets it.
 """
-import re
 from dataclasses import dataclass, field
 
 from sqlalchemy import text
 
+from gis import prepared
 from gis.errors import InvalidLocation
 
 # :lon, :lat → p(g); loc(inside, parcel, districts)
@@ -63,7 +63,7 @@ ROUTED_BY = """CASE WHEN rule.crew_id IS NOT NULL THEN 'rule ' || rule.rule_id |
                     ELSE 'unrouted' END"""
 
 LOCATE_SQL = text(f"WITH {LOCATE_CTE} SELECT inside, parcel, districts FROM loc")
-_LOCATE_DRIVER_SQL = re.sub(r"(?<![:\w]):(lat|lon)\b", r"%(\1)s", LOCATE_SQL.text)   # psycopg2's pyformat
+_LOCATE_STMT = prepared.Statement("pin311_locate", LOCATE_SQL.text, {"lat": "float8", "lon": "float8"})
 
 ROUTE_ALL_SQL = text(f"""
 WITH {LOCATE_CTE}
@@ -108,9 +108,9 @@ def check_point(lat, lon):
 def locate_point(conn, lat, lon):
     """The parcel and districts at a point, and whether it is inside the jurisdiction."""
     lat, lon = check_point(lat, lon)
-    # The driver-level call skips SQLAlchemy's statement compilation: this runs on every pin drop and
-    # intake preview, and should cost what the bare statement costs (bench/bench_locate.py).
-    row = conn.exec_driver_sql(_LOCATE_DRIVER_SQL, {"lat": lat, "lon": lon}).one()
+    # Prepared, at driver level (no SQLAlchemy compilation): this runs on every pin drop and intake
+    # preview, and should cost what the bare statement costs (bench/bench_locate.py).
+    row = _LOCATE_STMT.run(conn, {"lat": lat, "lon": lon}).one()
     parcel = row.parcel or {}
     return Location(lat, lon, row.inside, parcel.get("parcel_id"), parcel.get("attributes") or {},
                     row.districts or {})
