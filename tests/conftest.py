@@ -133,6 +133,36 @@ def app(db_url):
     return flask_app
 
 
+@pytest.fixture(autouse=True)
+def _rate_limits_off_again():
+    """Any create_app() without RATELIMIT_ENABLED=False (Flask-Limiter's default is on) switches the one
+    global limiter on for every app in the process; the suite's apps run without limits, so switch it
+    off again after each test."""
+    yield
+    from app.extensions import limiter
+    if limiter.enabled:
+        limiter.enabled = False
+        limiter.reset()
+
+
+@pytest.fixture
+def rate_limited(db_url, monkeypatch):
+    """Makes an app with rate limits on. Flask-Limiter's limiter is one global object whose switch the
+    last init_app() sets, so it is put back (and its counters emptied) after the test: otherwise every
+    later test would run rate-limited."""
+    from app import create_app
+    from app.extensions import limiter
+    monkeypatch.setattr(limiter, "enabled", limiter.enabled)
+
+    def make(**config):
+        made = create_app({"DATABASE_URL": db_url, "TESTING": True, "SECRET_KEY": "test-secret-key-0123456789",
+                           **config, "RATELIMIT_ENABLED": True})
+        limiter.reset()
+        return made
+    yield make
+    limiter.reset()
+
+
 @pytest.fixture
 def client(app):
     return app.test_client()

@@ -160,7 +160,7 @@ def test_paging_walks_every_request_once(live_server, api_key):
     assert len(seen) == len(set(seen)) >= 5
 
 
-def test_a_burst_of_10000_posts_over_http_loses_nothing_and_duplicates_nothing(db_url, conn):
+def test_a_burst_of_10000_posts_over_http_loses_nothing_and_duplicates_nothing(rate_limited, conn):
     """10,000 POSTs from 16 concurrent clients, a fifth of them the same request sent twice at once (a
     client retrying), against the real rate limits: every POST is either acknowledged — and then stored
     exactly once, with its event — or refused with 429 and Retry-After, and then not stored at all."""
@@ -171,13 +171,10 @@ def test_a_burst_of_10000_posts_over_http_loses_nothing_and_duplicates_nothing(d
 
     from werkzeug.serving import make_server
 
-    from app import create_app
     from gis import apikeys
 
     limit = 2500
-    burst_app = create_app({"DATABASE_URL": db_url, "TESTING": True, "SECRET_KEY": "burst-secret-key-0123456789",
-                            "RATELIMIT_ENABLED": True, "OPEN311_POST_LIMIT": f"{limit} per hour",
-                            "OPEN311_POST_IP_LIMIT": "100000 per hour"})
+    burst_app = rate_limited(OPEN311_POST_LIMIT=f"{limit} per hour", OPEN311_POST_IP_LIMIT="100000 per hour")
     _, key = apikeys.create(conn, "burst client", ("open311:write",))
     conn.commit()
     run = uuid.uuid4().hex[:8]

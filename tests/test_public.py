@@ -112,12 +112,8 @@ def test_report_form_errors_are_shown_and_nothing_is_written(client, conn):
     assert conn.execute(text("SELECT count(*) FROM service_requests")).scalar() == before
 
 
-def test_report_is_rate_limited(db_url):
-    from app import create_app
-    limited = create_app({"DATABASE_URL": db_url, "TESTING": True, "SECRET_KEY": "test-secret-key-0123456789",
-                          "RATELIMIT_ENABLED": True, "WTF_CSRF_ENABLED": False,
-                          "PUBLIC_REPORT_LIMIT": "3 per minute"})
-    client = limited.test_client()
+def test_report_is_rate_limited(rate_limited):
+    client = rate_limited(WTF_CSRF_ENABLED=False, PUBLIC_REPORT_LIMIT="3 per minute").test_client()
     codes = [client.post("/report", data={"service_code": "nope"}).status_code for _ in range(5)]
     assert codes[:3] == [400, 400, 400] and codes[3:] == [429, 429]
 

@@ -7,7 +7,6 @@ from sqlalchemy import text
 
 from app import create_app
 from app.auth import users
-from app.extensions import limiter
 from app.security import content_security_policy
 from gis import apikeys
 from tests.conftest import ROOT, STAFF_PASSWORD, login
@@ -88,20 +87,12 @@ def test_unknown_user_and_wrong_password_say_the_same(app, staff):
     assert login(app.test_client(), staff["supervisor"]).status_code == 302
 
 
-def test_login_is_rate_limited_per_address(app, monkeypatch):
-    # The limiter is one global object: init_app() flips its switch, so put it back afterwards.
-    monkeypatch.setattr(limiter, "enabled", limiter.enabled)
-    limited = create_app({"DATABASE_URL": app.config["DATABASE_URL"], "TESTING": True,
-                          "SECRET_KEY": "t" * 32, "RATELIMIT_ENABLED": True})
-    limiter.reset()
-    try:
-        client = limited.test_client()
-        codes = [login(client, "nobody-at-all", "wrong-password-123").status_code for _ in range(22)]
-        assert codes[:20] == [401] * 20
-        assert codes[-1] == 429
-        assert client.get("/login").status_code == 200  # the form itself is not limited
-    finally:
-        limiter.reset()
+def test_login_is_rate_limited_per_address(rate_limited):
+    client = rate_limited().test_client()
+    codes = [login(client, "nobody-at-all", "wrong-password-123").status_code for _ in range(22)]
+    assert codes[:20] == [401] * 20
+    assert codes[-1] == 429
+    assert client.get("/login").status_code == 200  # the form itself is not limited
 
 
 def test_login_form_needs_its_csrf_token(app, staff):
