@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import text
 
 from gis import geocode, prepared
-from gis.errors import AddressNotFound, AmbiguousAddress, InvalidInput, InvalidLocation, OutsideJurisdiction
+from gis.errors import (AddressNotFound, AmbiguousAddress, Conflict, InvalidInput, InvalidLocation,
+                        OutsideJurisdiction)
 from gis.locate import LOCATE_CTE, ROUTED_BY, RULE_LATERAL, check_point
 from gis.services import catalogue, validate_attributes
 
@@ -183,10 +184,11 @@ def submit_request(conn, req):
         raise InvalidInput(f"description is longer than {DESCRIPTION_MAX} characters", field="description")
     channel = req.channel if req.channel in CHANNELS else "api"
     key = _clip("idempotency_key", req.idempotency_key)
+    actor = _clip("actor", req.actor) or "public"
     if key:
         existing = find_ticket(conn, idempotency_key=key)
         if existing:
-            return {**existing, "created": False}
+            return _repeat(conn, existing, key, actor)
     lat, lon, address, address_id = place(conn, req)
     contact = _clean_contact(req.contact)
     has_contact = any(contact.values())
@@ -194,7 +196,7 @@ def submit_request(conn, req):
         "lat": lat, "lon": lon, "service": service.code, "description": description,
         "attributes": json.dumps(attributes), "address": address, "address_id": address_id,
         "channel": channel, "media_url": _clip("media_url", req.media_url), "idempotency_key": key,
-        "has_sla": service.sla_hours is not None, "actor": _clip("actor", req.actor) or "public",
+        "has_sla": service.sla_hours is not None, "actor": actor,
         "has_contact": has_contact, "notify": bool(req.notify), **contact,
     }
     try:
@@ -208,12 +210,25 @@ def submit_request(conn, req):
                                       "this 311 service only takes requests inside its boundary", field="lat")
         if row.id is None:  # same idempotency key committed by a concurrent submission
             conn.rollback()
-            return {**find_ticket(conn, idempotency_key=key), "created": False}
+            return _repeat(conn, find_ticket(conn, idempotency_key=key), key, actor)
         conn.commit()
     except BaseException:
         conn.rollback()
         raise
     return {**_ticket(row), "created": True}   # from the statement itself: no second round-trip
+
+
+def _repeat(conn, ticket, key, actor):
+    """The ticket a repeated submission gets back — only if the same client made it: another client's
+    key that happens to be equal (two apps both counting tokens from 1) must not be answered with, and
+    silently lose its report to, somebody else's ticket."""
+    first = conn.scalar(text("SELECT actor FROM request_events WHERE request_id = :r AND kind = 'created' "
+                             "ORDER BY id LIMIT 1"), {"r": ticket["id"]})
+    conn.rollback()
+    if first is not None and first != actor:
+        raise Conflict("this idempotency key (Open311 token) was already used by another client for another "
+                       "request; send this one with a key of its own", field="idempotency_key")
+    return {**ticket, "created": False}
 
 
 def _inside_if_swapped(conn, lat, lon):

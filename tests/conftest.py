@@ -140,7 +140,7 @@ def _rate_limits_off_again():
     off again after each test."""
     yield
     from app.extensions import limiter
-    if limiter.enabled:
+    if limiter.enabled and getattr(limiter, "_storage", None) is not None:   # None: no app made yet
         limiter.enabled = False
         limiter.reset()
 

@@ -5,8 +5,8 @@ import pytest
 from sqlalchemy import text
 
 from gis import intake
-from gis.errors import (AddressNotFound, InvalidAttribute, InvalidInput, InvalidLocation, OutsideJurisdiction,
-                        UnknownService)
+from gis.errors import (AddressNotFound, Conflict, InvalidAttribute, InvalidInput, InvalidLocation,
+                        OutsideJurisdiction, UnknownService)
 
 STRAY_DOG = {"animal_type": "dog"}
 SOUTH_BOSTON = (42.3345, -71.0398)      # 615 E Fourth St: ward 6, police C6
@@ -149,3 +149,12 @@ def test_api_key_use_is_recorded_without_a_write_per_request(engine):
         apikeys.revoke(c, first.id)
     with engine.begin() as c, pytest.raises(Exception, match="not valid"):
         apikeys.verify(c, key, "api:read")
+
+
+def test_another_clients_equal_key_is_refused_not_answered_with_someone_elses_ticket(conn):
+    first = _submit(conn, idempotency_key="token-1", actor="apikey:app-a")
+    assert _submit(conn, idempotency_key="token-1", actor="apikey:app-a")["public_id"] == first["public_id"]
+    with pytest.raises(Conflict) as refused:
+        _submit(conn, idempotency_key="token-1", actor="apikey:app-b")
+    assert "another client" in refused.value.message
+    assert conn.scalar(text("SELECT count(*) FROM service_requests WHERE idempotency_key = 'token-1'")) == 1
