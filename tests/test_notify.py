@@ -179,6 +179,28 @@ def test_sms_status_report_and_forged_requests(client, conn, monkeypatch):
     assert client.post("/channels/sms", data={"Body": "STOP"}).status_code == 403
 
 
+def test_sms_reports_by_latitude_longitude_and_answers_a_texter_can_act_on(client, conn, monkeypatch):
+    """A phone shares a spot as "lat, long"; refusals say what to text next, not "drop a pin"."""
+    monkeypatch.setenv("PIN311_TWILIO_AUTH_TOKEN", TOKEN)
+
+    def text_(body, sid):
+        answer = _signed(client, "sms", {"From": "+16175550153", "Body": body, "MessageSid": sid})
+        return answer.get_data(as_text=True)
+    made = text_("full trash can at 42.3345, -71.0398", "SMcoord1")
+    assert "was created" in made, made
+    row = conn.execute(text("SELECT ST_Y(geom) AS lat, ST_X(geom) AS lon, channel, districts "
+                            "FROM service_requests WHERE idempotency_key = 'sms-SMcoord1'")).one()
+    assert (row.lat, row.lon, row.channel) == (pytest.approx(42.3345), pytest.approx(-71.0398), "sms")
+    assert row.districts["police_districts"]["code"] == "C6"
+    assert "outside the city" in text_("full trash can at geo:42.3736,-71.1097", "SMcoord2")
+    not_found = text_("full trash can at 1350 Massachusetts Ave, Cambridge", "SMcoord3")
+    assert "could not find '1350 Massachusetts Ave, Cambridge'" in not_found and "pin" not in not_found
+    two = text_("full trash can at 100 Tremont St", "SMcoord4")
+    assert "Brighton" in two and "02108" in two and "neighbourhood" in two
+    made = conn.scalar(text("SELECT count(*) FROM service_requests WHERE idempotency_key LIKE 'sms-SMcoord%'"))
+    assert made == 1
+
+
 def test_voice_menu_status_by_keypad_and_screen_pop(client, conn, monkeypatch):
     monkeypatch.setenv("PIN311_TWILIO_AUTH_TOKEN", TOKEN)
     ticket = _ticket(conn)

@@ -8,14 +8,14 @@ import os
 import re
 from urllib.parse import quote
 
-from flask import Blueprint, Response, abort, request, url_for
+from flask import Blueprint, Response, abort, current_app, request, url_for
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import Enqueue, Gather, VoiceResponse
 
 from app.extensions import csrf, db
 from gis import intake, notify
-from gis.errors import Pin311Error
+from gis.errors import AddressNotFound, AmbiguousAddress, Pin311Error
 from gis.public import status_card
 from gis.services import catalogue
 
@@ -23,6 +23,9 @@ bp = Blueprint("channels", __name__)
 csrf.exempt(bp)   # Twilio's signature replaces the CSRF token
 _STATUS = re.compile(r"^\s*status\s+#?(\d{1,20})\s*$", re.I)
 _AT = re.compile(r"^(?P<what>.+?)\s+(?:at|@|near)\s+(?P<where>.+)$", re.I)
+# where, as a phone shares it: "42.3345, -71.0398" (or "geo:42.3345,-71.0398")
+_LAT_LON = re.compile(r"^\s*(?:geo:)?\s*(?P<lat>[-+]?\d{1,3}\.\d+)\s*[,;\s]\s*"
+                      r"(?P<lon>[-+]?\d{1,3}\.\d+)\s*$", re.I)
 
 
 @bp.before_request
@@ -86,12 +89,24 @@ def _report(conn, body, phone):
     if missing:
         return (f"A {service.name} report needs an answer we cannot take by text ({missing[0]}). "
                 "Please call 311 or use the website.")
+    where = match.group("where").strip()
+    point = _LAT_LON.match(where)
+    place = dict(lat=float(point["lat"]), lon=float(point["lon"])) if point else dict(address=where)
     try:
         ticket = intake.submit_request(conn, intake.NewRequest(
-            service_code=service.code, address=match.group("where"), description=body, contact={"phone": phone},
+            service_code=service.code, **place, description=body, contact={"phone": phone},
             channel="sms", actor=f"sms:{phone}", public_only=True,
             idempotency_key="sms-" + request.form.get("MessageSid", "")[:64] if request.form.get("MessageSid")
             else None))
+    except AddressNotFound:
+        # the intake's own hint ("drop a pin") is for screens; a text can only say it otherwise
+        city = current_app.config["CITY_NAME"]
+        return (f"We could not find '{where[:80]}' in {city}. 311 takes reports inside the city only. "
+                "Text the number and street again, or the spot as latitude, longitude.")
+    except AmbiguousAddress as exc:
+        places = "; ".join(c["address"] for c in exc.candidates[:3])
+        return (f"'{where[:80]}' is in more than one place ({places}). "
+                "Text the report again with the neighbourhood or ZIP code.")
     except Pin311Error as exc:
         return f"We could not take that report: {exc.message}"
     return f"Thank you: {service.name} request {ticket['public_id']} was created. Reply STATUS {ticket['public_id']}."
