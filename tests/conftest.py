@@ -106,23 +106,37 @@ def conn(engine):
         yield c
 
 
+def high_water_marks(eng):
+    """The last request and outbox ids now: what forget_since() keeps."""
+    with eng.connect() as c:
+        return tuple(c.execute(text("SELECT (SELECT coalesce(max(id), 0) FROM service_requests), "
+                                    "(SELECT coalesce(max(id), 0) FROM outbox)")).one())
+
+
+def forget_since(eng, marks):
+    """Remove the requests (with their contacts and events) and outbox rows made after `marks`."""
+    with eng.begin() as c:
+        c.execute(text("DELETE FROM contacts WHERE request_id > :r"), {"r": marks[0]})
+        c.execute(text("UPDATE service_requests SET duplicate_of = NULL WHERE duplicate_of > :r"),
+                  {"r": marks[0]})
+        c.execute(text("DELETE FROM service_requests WHERE id > :r"), {"r": marks[0]})
+        c.execute(text("DELETE FROM outbox WHERE id > :o"), {"o": marks[1]})
+
+
 @pytest.fixture(autouse=True)
 def _forget_requests_made_by_the_test(request):
-    """Tests share one database: remove the requests, outbox rows and keys a test created."""
-    if "db_url" not in request.fixturenames and "app" not in request.fixturenames:
+    """Tests share one database: remove the requests, outbox rows and keys a test created.
+    Tests marked `story` are steps of one story (tests/test_scenarios.py): its module fixture keeps what
+    each step made for the next, and forgets it all when the module ends."""
+    if ("db_url" not in request.fixturenames and "app" not in request.fixturenames) \
+            or request.node.get_closest_marker("story"):
         yield
         return
     eng = request.getfixturevalue("engine")
-    with eng.connect() as c:
-        marks = c.execute(text("SELECT (SELECT coalesce(max(id), 0) FROM service_requests), "
-                               "(SELECT coalesce(max(id), 0) FROM outbox)")).one()
+    marks = high_water_marks(eng)
     catalogue.clear()
     yield
-    with eng.begin() as c:
-        c.execute(text("DELETE FROM contacts WHERE request_id > :r"), {"r": marks[0]})
-        c.execute(text("UPDATE service_requests SET duplicate_of = NULL WHERE duplicate_of > :r"), {"r": marks[0]})
-        c.execute(text("DELETE FROM service_requests WHERE id > :r"), {"r": marks[0]})
-        c.execute(text("DELETE FROM outbox WHERE id > :o"), {"o": marks[1]})
+    forget_since(eng, marks)
 
 
 @pytest.fixture(scope="session")
