@@ -5,8 +5,8 @@ The tests below are the story's steps, in order, on the same ticket: an agent ta
 stand-in of Twilio's API; a second caller is attached to it (4); a C6 animal-control officer closes it
 from a phone-sized Chromium (5) and both callers are texted; a resident finds it on the public site,
 whose every output is searched for the callers' details (6); the same report from Cambridge is refused
-in every channel (8) — except, as a known bug (strict xfail), a Cambridge *address* that the geocoder
-can only match fuzzily to a Boston street; the voice menu reads the ticket's status (9).
+in every channel (8), also as a Cambridge *address* that the geocoder can only match fuzzily to a
+Boston street; the voice menu reads the ticket's status (9).
 
 Each step keeps what it made for the next (the `story` marker turns off the per-test clean-up; the
 module fixture removes everything when the story ends) and is skipped when a step it needs failed.
@@ -357,12 +357,6 @@ def test_scenario9_the_voice_menu_reads_the_tickets_status(story, client, monkey
     assert said == f"Request {story['number']} (Animal Generic Request) is closed.", said
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a Cambridge address is placed on a Boston street: the geocoder's only answer for '10 Brattle St, Cambridge, "
-    "MA 02138' is a fuzzy '12 Seattle St, Allston' (score 0.13, city and ZIP both contradicted) and "
-    "gis.intake.place() takes the best candidate whatever its score, so Open311's address_string (and the API, "
-    "the report form, SMS) file the report in Allston; needs a minimum score for placing without a person "
-    "choosing, in gis/intake.py"))
 def test_scenario8_a_cambridge_address_is_not_filed_on_a_boston_street(story, live_server, api_key, conn):
     before = conn.scalar(text("SELECT max(id) FROM service_requests"))
     o311 = requests.post(f"{live_server}/open311/v2/requests.json", timeout=10, data={
@@ -370,3 +364,4 @@ def test_scenario8_a_cambridge_address_is_not_filed_on_a_boston_street(story, li
         "address_string": "10 Brattle St, Cambridge, MA 02138"})
     filed = conn.execute(text("SELECT address FROM service_requests WHERE id > :b"), {"b": before}).scalars().all()
     assert o311.status_code == 400 and filed == [], (o311.status_code, filed)
+    assert "could not find the address" in o311.json()[0]["description"]
