@@ -1,6 +1,7 @@
 """API keys for Open311 and the JSON API: shown once, stored as SHA-256, scoped, revocable."""
 import hashlib
 import secrets
+import time
 
 from sqlalchemy import text
 
@@ -8,6 +9,12 @@ from gis import prepared
 from gis.errors import Forbidden, InvalidInput
 
 SCOPES = ("open311:write", "api:read", "api:write")
+# A key checked in the database less than this long ago is taken as valid again without asking it: at
+# intake rates the check was one of two round trips per request. So a key revoked by another process
+# (the CLI) stops working within this second; one revoked by this process (revoke below) at once.
+CACHE_SECONDS = 1.0
+_CACHE_MAX = 1000
+_checked = {}                    # key hash -> (monotonic time of the database check, row)
 
 
 def _hash(key):
@@ -37,11 +44,18 @@ def verify(conn, key, scope):
     """The key's row when it is valid, not revoked and has `scope`; Forbidden otherwise."""
     if not key or not isinstance(key, str) or len(key) > 200:
         raise Forbidden("a valid api_key is required")
-    # last_used_at is refreshed at most once a minute: writing it on every call made each API request
-    # a second committed (fsynced) write, all workers queueing on the same key's row lock.
-    row = _VERIFY_STMT.run(conn, {"h": _hash(key)}).first()
-    if row is None:
-        raise Forbidden("api_key is not valid (unknown or revoked)")
+    digest = _hash(key)
+    checked_at, row = _checked.get(digest, (None, None))
+    if checked_at is None or time.monotonic() - checked_at >= CACHE_SECONDS:
+        # last_used_at is refreshed at most once a minute: writing it on every call made each API request
+        # a second committed (fsynced) write, all workers queueing on the same key's row lock.
+        row = _VERIFY_STMT.run(conn, {"h": digest}).first()
+        if row is None:                      # unknown or revoked: never remembered
+            _checked.pop(digest, None)
+            raise Forbidden("api_key is not valid (unknown or revoked)")
+        if len(_checked) >= _CACHE_MAX:
+            _checked.clear()
+        _checked[digest] = (time.monotonic(), row)
     if scope not in row.scopes:
         raise Forbidden(f"api_key lacks the {scope} scope")
     return row
@@ -52,7 +66,13 @@ def list_keys(conn):
         "SELECT id, name, prefix, scopes, created_at, revoked_at, last_used_at FROM api_keys ORDER BY id"))]
 
 
+def forget_checked():
+    """Ask the database about every key again (revoke does; so may a test that changes a key's row)."""
+    _checked.clear()
+
+
 def revoke(conn, key_id):
+    forget_checked()
     done = conn.execute(text("UPDATE api_keys SET revoked_at = now() WHERE id = :id AND revoked_at IS NULL "
                              "RETURNING id"), {"id": key_id}).first()
     if not done:

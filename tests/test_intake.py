@@ -1,5 +1,6 @@
 """The one intake path: placement, locate, route, persistence, idempotency, hostile input."""
 import json
+import time
 
 import pytest
 from sqlalchemy import text
@@ -138,15 +139,31 @@ def test_api_key_use_is_recorded_without_a_write_per_request(engine):
         first = apikeys.verify(c, key, "api:read")
         used = c.scalar(text("SELECT last_used_at FROM api_keys WHERE id = :i"), {"i": first.id})
     assert used is not None
+    apikeys.forget_checked()      # ask the database each time (verify remembers a key for a second)
     with engine.begin() as c:
         apikeys.verify(c, key, "api:read")
         assert c.scalar(text("SELECT last_used_at FROM api_keys WHERE id = :i"), {"i": first.id}) == used
         c.execute(text("UPDATE api_keys SET last_used_at = now() - interval '2 minutes' WHERE id = :i"),
                   {"i": first.id})
+    apikeys.forget_checked()
     with engine.begin() as c:
         apikeys.verify(c, key, "api:read")
         assert c.scalar(text("SELECT last_used_at FROM api_keys WHERE id = :i"), {"i": first.id}) > used
         apikeys.revoke(c, first.id)
+    with engine.begin() as c, pytest.raises(Exception, match="not valid"):
+        apikeys.verify(c, key, "api:read")
+
+
+def test_a_key_revoked_by_another_process_stops_working_within_the_cache_time(engine, monkeypatch):
+    from gis import apikeys
+    monkeypatch.setattr(apikeys, "CACHE_SECONDS", 0.3)
+    with engine.begin() as c:
+        key_id, key = apikeys.create(c, "cache test", ("api:read",))
+    with engine.begin() as c:
+        apikeys.verify(c, key, "api:read")
+        # as `pin311 apikeys revoke` in another process would: this process's memory is not told
+        c.execute(text("UPDATE api_keys SET revoked_at = now() WHERE id = :i"), {"i": key_id})
+    time.sleep(0.35)
     with engine.begin() as c, pytest.raises(Exception, match="not valid"):
         apikeys.verify(c, key, "api:read")
 

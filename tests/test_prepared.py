@@ -2,7 +2,7 @@
 session that lost its prepared statements or a changed result type never shows up as an error."""
 from sqlalchemy import text
 
-from gis import prepared
+from gis import apikeys, prepared
 from gis.intake import _INSERT_STMT
 from gis.locate import locate_point
 
@@ -30,7 +30,7 @@ def test_intake_prepares_once_per_session_and_keeps_an_index_driven_generic_plan
         params.update(lat=SOUTH_BOSTON[0], lon=SOUTH_BOSTON[1])
         plan = "\n".join(c.exec_driver_sql("EXPLAIN (COSTS OFF) " + _INSERT_STMT.execute_sql, params).scalars())
         c.rollback()
-    assert generic["pin311_intake"] > 0 and generic["pin311_apikey"] > 0, generic
+    assert generic["pin311_intake"] > 0 and "pin311_apikey" in generic, generic
     assert "$1" in plan, "not the generic plan"
     assert "Index Scan using districts_geom_gist" in plan and "parcels_geom_gist" in plan, plan
 
@@ -38,14 +38,19 @@ def test_intake_prepares_once_per_session_and_keeps_an_index_driven_generic_plan
 def test_a_session_that_lost_its_prepared_statements_prepares_again(db_url, api_key):
     app = _one_connection_app(db_url)
     client = app.test_client()
-    assert client.post("/api/v1/requests", json=BODY, headers={"X-Api-Key": api_key}).status_code == 201
-    with app.extensions["pin311.engine"].connect() as c:   # what a pooler or DISCARD ALL would do to us
+    for _ in range(2):   # the first may run inside the catalogue read's transaction, unprepared
+        assert client.post("/api/v1/requests", json=BODY, headers={"X-Api-Key": api_key}).status_code == 201
+    engine = app.extensions["pin311.engine"]
+    with engine.connect() as c:   # what a pooler or DISCARD ALL would do behind the pool's back
+        assert {"pin311_intake", "pin311_apikey"} <= c.connection.info["pin311.prepared"]
         c.exec_driver_sql("DEALLOCATE ALL")
         c.commit()
-        assert c.exec_driver_sql("SELECT count(*) FROM pg_prepared_statements").scalar() == 0
-        c.rollback()
+    apikeys.forget_checked()      # so that the key is checked in the database again
     r = client.post("/api/v1/requests", json=BODY, headers={"X-Api-Key": api_key})
     assert r.status_code == 201, r.get_data(as_text=True)[:300]
+    with engine.connect() as c:
+        names = set(c.exec_driver_sql("SELECT name FROM pg_prepared_statements").scalars())
+    assert {"pin311_intake", "pin311_apikey"} <= names
 
 
 def test_a_changed_result_type_is_prepared_again(engine):
