@@ -28,7 +28,8 @@ def test_intake_prepares_once_per_session_and_keeps_an_index_driven_generic_plan
         generic = dict(c.execute(text("SELECT name, generic_plans FROM pg_prepared_statements")).all())
         params = {name: None for name in _INSERT_STMT.params}
         params.update(lat=SOUTH_BOSTON[0], lon=SOUTH_BOSTON[1])
-        plan = "\n".join(c.exec_driver_sql("EXPLAIN (COSTS OFF) " + _INSERT_STMT.execute_sql, params).scalars())
+        explain = c.exec_driver_sql("EXPLAIN (COSTS OFF) " + _INSERT_STMT.execute_sql, params)
+        plan = "\n".join(explain.scalars())
         c.rollback()
     assert generic["pin311_intake"] > 0 and "pin311_apikey" in generic, generic
     assert "$1" in plan, "not the generic plan"
@@ -94,3 +95,16 @@ def test_locate_prepared_matches_the_plain_statement(conn):
         where = locate_point(conn, lat, lon)
         assert (where.inside, where.districts) == (plain.inside, plain.districts or {})
         assert where.parcel_id == (plain.parcel or {}).get("parcel_id")
+
+
+def test_errors_on_the_driver_path_are_sqlalchemys(db_url, api_key):
+    # The prepared statement runs on psycopg2's cursor; a value PostgreSQL refuses must still reach
+    # the app's handlers as SQLAlchemy's DataError (400), and leave the connection usable.
+    app = _one_connection_app(db_url)
+    client = app.test_client()
+    for address_id in ("abc", 10 ** 30):
+        r = client.post("/api/v1/requests", json={**BODY, "address_id": address_id},
+                        headers={"X-Api-Key": api_key})
+        assert r.status_code == 400, r.get_data(as_text=True)[:300]
+        assert r.get_json()["error"] == "invalid_input"
+    assert client.post("/api/v1/requests", json=BODY, headers={"X-Api-Key": api_key}).status_code == 201
