@@ -4,7 +4,8 @@
 
 Server time is the whole Flask request handled in-process (session cookie → user → LOCATE, reverse
 geocode, routing for the category, nearby open requests → JSON), i.e. what a server worker spends,
-without the network. The baseline is the raw LOCATE statement through psycopg2 on the same points.
+without the network. The baseline is the raw LOCATE statement through psycopg2 on the same points, in
+the form the endpoint runs it (PREPAREd once, EXECUTE with no transaction open; gis/prepared.py).
 Uses DATABASE_URL or the project's local cluster, which must hold the demo city (`pin311 demo load`).
 Creates a temporary staff account and removes it at the end. Target (issue 6): p99 < 20 ms.
 """
@@ -23,7 +24,7 @@ from sqlalchemy import text  # noqa: E402
 
 from app import create_app  # noqa: E402
 from app.auth import users  # noqa: E402
-from gis.locate import LOCATE_SQL  # noqa: E402
+from gis.locate import _LOCATE_STMT  # noqa: E402
 
 TARGET_P99_MS = 20.0
 
@@ -42,20 +43,25 @@ def sample_points(conn, n, seed=311):
 
 
 def time_raw(engine, points):
-    """Raw LOCATE through psycopg2: the statement alone, no ORM, no Flask."""
-    sql = re.sub(r"(?<!:):(lat|lon)\b", r"%(\1)s", str(LOCATE_SQL))
+    """Raw LOCATE through psycopg2: the statement alone, no ORM, no Flask — PREPAREd, like the app's."""
+    name = "bench_locate_raw"
     raw = engine.raw_connection()
     try:
+        raw.driver_connection.autocommit = True
         cur = raw.cursor()
+        if name not in raw.info:          # once per pooled connection
+            cur.execute(_LOCATE_STMT.prepare_sql.replace("pin311_locate", name))
+            raw.info[name] = True
+        sql = _LOCATE_STMT.execute_sql.replace("pin311_locate", name)
         out = []
         for lat, lon in points:
             t0 = time.perf_counter()
             cur.execute(sql, {"lat": lat, "lon": lon})
             cur.fetchall()
             out.append((time.perf_counter() - t0) * 1000)
-        raw.rollback()
         return out
     finally:
+        raw.driver_connection.autocommit = False
         raw.close()
 
 
@@ -106,6 +112,7 @@ def main():
             conn.execute(text("DELETE FROM users WHERE username = :u"), {"u": username})
     print(f"points: {len(points)} per round, {args.rounds} rounds (demo city, service {args.service}); "
           f"non-200 responses: {bad}")
+    print("raw LOCATE = the statement PREPAREd once, EXECUTE with no transaction open (as locate_point runs it)")
     print("round   raw LOCATE p50 / p99 (ms)   GET /api/v1/locate p50 / p99 (ms)   ratio p50 / p99")
     p99s = []
     for i, (raw, http) in enumerate(rounds, 1):
