@@ -4,7 +4,6 @@ import json
 from pathlib import Path
 
 import nbformat
-import pytest
 from nbclient import NotebookClient
 from sqlalchemy import text
 

@@ -4,7 +4,6 @@ import subprocess
 import time
 
 import mapbox_vector_tile
-import pytest
 from sqlalchemy import text
 
 from gis import intake
