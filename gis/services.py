@@ -42,24 +42,27 @@ class Catalogue:
 
     def __init__(self, ttl=10.0):
         self.ttl = ttl
-        self._loaded_at = -math.inf
-        self._services = {}
+        self._by_database = {}      # database URL -> (monotonic time loaded, {code: Service})
 
     def clear(self):
-        self._loaded_at = -math.inf
+        self._by_database.clear()
 
     def all(self, conn):
-        if time.monotonic() - self._loaded_at > self.ttl:
+        # Keyed by database: a process that talks to two databases (a tool, a test) must not answer
+        # one with the other's catalogue.
+        where = str(conn.engine.url)
+        loaded_at, services = self._by_database.get(where, (-math.inf, {}))
+        if time.monotonic() - loaded_at > self.ttl:
             rows = conn.execute(text(
                 "SELECT code, name, group_name, department, description, keywords, attributes, sla_hours, "
                 "public, sensitive, default_crew_id FROM services WHERE active ORDER BY group_name, name"))
-            self._services = {
+            services = {
                 r.code: Service(r.code, r.name, r.group_name, r.department, r.description, tuple(r.keywords or ()),
                                 tuple(sorted(r.attributes or [], key=lambda a: a.get("order") or 0)),
                                 r.sla_hours, r.public, r.sensitive, r.default_crew_id)
                 for r in rows}
-            self._loaded_at = time.monotonic()
-        return self._services
+            self._by_database[where] = (time.monotonic(), services)
+        return services
 
     def get(self, conn, code, public_only=False):
         service = self.all(conn).get(code) if isinstance(code, str) else None

@@ -148,6 +148,14 @@ def app(db_url):
 
 
 @pytest.fixture(autouse=True)
+def _api_keys_checked_again():
+    """gis.apikeys remembers valid keys for a second; each test starts asking the database again."""
+    from gis import apikeys
+    apikeys.forget_checked()
+    yield
+
+
+@pytest.fixture(autouse=True)
 def _rate_limits_off_again():
     """Any create_app() without RATELIMIT_ENABLED=False (Flask-Limiter's default is on) switches the one
     global limiter on for every app in the process; the suite's apps run without limits, so switch it
