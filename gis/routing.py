@@ -32,33 +32,9 @@ class Router:
         if any(r.strategy == "parcel_attribute" for rules in self.rules.values() for r in rules):
             self.parcel_attrs = dict(conn.execute(text("SELECT parcel_id, attributes FROM parcels")).all())
 
-    def _nearest(self, prefix, lon, lat):
-        pool = [c for c in self.crews if c.code.startswith(prefix)]
-        if not pool:
-            return None
-        _, _, dist = _GEOD.inv([lon] * len(pool), [lat] * len(pool), [c.lon for c in pool], [c.lat for c in pool])
-        return pool[int(np.argmin(dist))].id
-
-    def route_one(self, service_code, where, i, lon, lat):
-        for r in self.rules.get(service_code, ()):
-            if r.strategy == "district":
-                codes = where.get(r.layer)
-                if codes is not None and codes[i] == r.district_code:
-                    return r.crew_id, f"rule {r.id}: district {r.layer}={r.district_code}"
-            elif r.strategy == "parcel_attribute":
-                attrs = (self.parcel_attrs or {}).get(where["parcel_id"][i]) or {}
-                if attrs.get(r.attribute) is not None and str(attrs.get(r.attribute)) == r.value:
-                    return r.crew_id, f"rule {r.id}: parcel {r.attribute}={r.value}"
-            elif r.strategy == "nearest":
-                crew = self._nearest(r.value, lon, lat)
-                if crew is not None:
-                    return crew, f"rule {r.id}: nearest on-duty crew of pool {r.value}"
-        default = self.default.get(service_code)
-        return default, ("default crew of service" if default else "unrouted")
-
     def route_many(self, service_codes, where, lons, lats):
-        """route_one for every row, set-based: per service, each rule in order claims the rows still
-        unrouted that it matches (numpy masks over that service's rows; one distance matrix per
+        """(crew ids, routed_by) for every row, set-based: per service, each rule in order claims the rows
+        still unrouted that it matches (numpy masks over that service's rows; one distance matrix per
         'nearest' rule)."""
         service_codes = pd.Series(np.asarray(service_codes, dtype=object))
         lons, lats = np.asarray(lons, dtype=float), np.asarray(lats, dtype=float)
