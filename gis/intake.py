@@ -62,7 +62,10 @@ ins AS (
   INSERT INTO service_requests (service_code, status, description, attributes, geom, address, address_id,
                                 parcel_id, districts, crew_id, routed_by, channel, media_url, expected_at,
                                 idempotency_key)
-  SELECT d.code, 'open', :description, CAST(:attributes AS jsonb), d.g, :address, :address_id,
+  SELECT d.code, 'open', :description, CAST(:attributes AS jsonb), d.g, coalesce(:address, (
+           -- given only coordinates: the gazetteer address at the spot, if one is within 30 m
+           SELECT n.address FROM (SELECT a.address, a.geom FROM address_points a ORDER BY a.geom <-> d.g LIMIT 1) n
+            WHERE ST_DWithin(n.geom::geography, d.g::geography, 30))), :address_id,
          d.parcel ->> 'parcel_id', d.districts, d.crew_id, d.routed_by, :channel, :media_url,
          CASE WHEN :has_sla THEN d.expected_at END, :idempotency_key
     FROM decision d WHERE d.inside

@@ -175,3 +175,18 @@ def test_another_clients_equal_key_is_refused_not_answered_with_someone_elses_ti
         _submit(conn, idempotency_key="token-1", actor="apikey:app-b")
     assert "another client" in refused.value.message
     assert conn.scalar(text("SELECT count(*) FROM service_requests WHERE idempotency_key = 'token-1'")) == 1
+
+
+def test_coordinates_alone_get_the_gazetteer_address_at_the_spot_and_none_away_from_any(conn):
+    near = conn.execute(text("""
+        SELECT address, ST_Y(geom) AS lat, ST_X(geom) + 0.0001 AS lon FROM address_points
+         WHERE address LIKE '615 E Fourth St%' LIMIT 1""")).one()        # ~8 m east of the address point
+    assert _submit(conn, lat=near.lat, lon=near.lon)["address"] == near.address
+    assert _submit(conn, lat=near.lat, lon=near.lon, address="by the bus stop")["address"] == "by the bus stop"
+    lonely = conn.execute(text("""
+        SELECT ST_Y(p.geom) AS lat, ST_X(p.geom) AS lon
+          FROM districts d JOIN layers l ON l.id = d.layer_id AND l.kind = 'boundary',
+               LATERAL (SELECT (ST_Dump(ST_GeneratePoints(d.geom, 400, 311))).geom) p
+         WHERE NOT EXISTS (SELECT 1 FROM address_points a WHERE ST_DWithin(a.geom::geography, p.geom::geography, 100))
+         LIMIT 1""")).one()
+    assert _submit(conn, lat=lonely.lat, lon=lonely.lon)["address"] is None
