@@ -1,10 +1,13 @@
 """One place that turns errors into responses: JSON for APIs, a page for people. Never a traceback."""
 import logging
+import math
+import time
 
 from flask import jsonify, render_template, request
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError, TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
+from app.extensions import limiter
 from gis.errors import Pin311Error
 
 log = logging.getLogger(__name__)
@@ -39,10 +42,6 @@ def _as_response(rv):
 
 def retry_after_limit():
     """{'Retry-After': seconds} until the rate limit a 429 hit resets (Flask-Limiter knows which)."""
-    import math
-    import time
-
-    from app.extensions import limiter
     hit = limiter.current_limit
     seconds = max(1, math.ceil(hit.reset_at - time.time())) if hit else int(RETRY_AFTER_SECONDS)
     return {"Retry-After": str(seconds)}
