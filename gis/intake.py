@@ -197,7 +197,7 @@ def submit_request(conn, req):
     if key:
         existing = find_ticket(conn, idempotency_key=key)
         if existing:
-            return _repeat(conn, existing, key, actor)
+            return _repeat(conn, existing, actor)
     lat, lon, address, address_id = place(conn, req)
     contact = _clean_contact(req.contact)
     has_contact = any(contact.values())
@@ -219,7 +219,7 @@ def submit_request(conn, req):
                                       "this 311 service only takes requests inside its boundary", field="lat")
         if row.id is None:  # same idempotency key committed by a concurrent submission
             conn.rollback()
-            return _repeat(conn, find_ticket(conn, idempotency_key=key), key, actor)
+            return _repeat(conn, find_ticket(conn, idempotency_key=key), actor)
         conn.commit()
     except BaseException:
         conn.rollback()
@@ -227,7 +227,7 @@ def submit_request(conn, req):
     return {**_ticket(row), "created": True}   # from the statement itself: no second round-trip
 
 
-def _repeat(conn, ticket, key, actor):
+def _repeat(conn, ticket, actor):
     """The ticket a repeated submission gets back — only if the same client made it: another client's
     key that happens to be equal (two apps both counting tokens from 1) must not be answered with, and
     silently lose its report to, somebody else's ticket."""
