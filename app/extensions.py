@@ -1,7 +1,7 @@
 """Every Flask extension, instantiated once here and bound to the app in create_app()."""
 import logging
 
-from flask import current_app, g
+from flask import current_app, g, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -54,3 +54,15 @@ db = Database()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address, storage_uri="memory://", default_limits=[])
+UNLIMITED_BLUEPRINTS = set()   # blueprints with no rate limit; see unlimited()
+
+
+def unlimited(bp):
+    """Skip the rate limiter for a whole blueprint. Flask-Limiter's own `exempt` still resolves every
+    request's limits before deciding (~0.1 ms of CPU); a request filter is asked first."""
+    UNLIMITED_BLUEPRINTS.add(bp.name)
+
+
+@limiter.request_filter
+def _in_unlimited_blueprint():
+    return request.blueprint in UNLIMITED_BLUEPRINTS

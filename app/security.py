@@ -8,6 +8,7 @@ An optional base map (PIN311_BASEMAP_URL) is the only other origin allowed, for 
 from urllib.parse import urlsplit
 
 from flask import request
+from flask.sessions import SecureCookieSessionInterface
 
 STAFF_PREFIXES = ("/agent", "/crew", "/admin", "/dashboards", "/api/", "/login")
 
@@ -38,7 +39,18 @@ def content_security_policy(basemap_url=""):
     ])
 
 
+class CookieSession(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, without building a signer for a request that carries no session
+    cookie (API and Open311 calls, a first page view): there is nothing to verify."""
+
+    def open_session(self, app, request):
+        if app.secret_key and self.get_cookie_name(app) not in request.cookies:
+            return self.session_class()
+        return super().open_session(app, request)
+
+
 def init_app(app):
+    app.session_interface = CookieSession()
     csp = content_security_policy(app.config.get("BASEMAP_URL", ""))
     production = app.config.get("ENV") == "production"
     if production:
@@ -48,18 +60,21 @@ def init_app(app):
     app.config.setdefault("REMEMBER_COOKIE_HTTPONLY", True)
     app.config["REMEMBER_COOKIE_SAMESITE"] = app.config.get("SESSION_COOKIE_SAMESITE") or "Lax"
 
+    defaults = [
+        ("Content-Security-Policy", csp),
+        ("X-Content-Type-Options", "nosniff"),
+        ("X-Frame-Options", "DENY"),
+        ("Referrer-Policy", "strict-origin-when-cross-origin"),
+        ("Cross-Origin-Opener-Policy", "same-origin"),
+        ("Permissions-Policy", "camera=(self), geolocation=(self), microphone=()"),
+    ] + ([("Strict-Transport-Security", "max-age=31536000; includeSubDomains")] if production else [])
+
     @app.after_request
     def security_headers(response):
         headers = response.headers
-        headers.setdefault("Content-Security-Policy", csp)
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("X-Frame-Options", "DENY")
-        headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
-        headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-        headers.setdefault("Permissions-Policy", "camera=(self), geolocation=(self), microphone=()")
-        if production:
-            headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        present = {name.lower() for name in headers.keys()}     # a view may have set its own
+        headers.extend([(name, value) for name, value in defaults if name.lower() not in present])
         # Staff pages and API answers carry callers' details: never keep them in shared caches.
-        if request.path.startswith(STAFF_PREFIXES) and "Cache-Control" not in headers:
+        if "cache-control" not in present and request.path.startswith(STAFF_PREFIXES):
             headers["Cache-Control"] = "no-store"
-        return headers and response
+        return response

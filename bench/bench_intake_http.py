@@ -2,12 +2,16 @@
 
     .venv/bin/python bench/bench_intake_http.py [--seconds 15] [--connections 8]
 
-The server is gunicorn with 2 sync workers on loopback; the load comes from wrk (Debian's `wrk`,
-a second process) posting random Boston points with an API key. The baseline, in the same run, is
-the intake statement itself (gis.intake's one INSERT … statement: locate + route + request + event +
-outbox) executed through psycopg2 in the form the app runs it (gis/prepared.py: PREPAREd once per
-connection, then EXECUTE as a transaction of its own — autocommit, synchronous_commit on), by as many
-client threads as the server has workers, and by as many as wrk opens.
+The server is gunicorn with 2 workers on loopback, in the form we deploy (gthread, 4 threads each:
+keep-alive, a thread can run Python while another waits on PostgreSQL; `--threads 1` runs sync
+workers); the load comes from wrk (Debian's `wrk`, a second process) posting random Boston points with
+an API key. The baseline, in the same run, is the intake statement itself (gis.intake's one INSERT …
+statement: locate + route + request + event + outbox) executed through psycopg2 in the form the app runs
+it (gis/prepared.py: PREPAREd once per connection, then EXECUTE as a transaction of its own —
+autocommit, synchronous_commit on), by as many client threads as the server has transactions in flight
+(its threads, or wrk's connections if fewer), and by 2 (sync workers: by 8).
+The CPU each side spends per request (gunicorn workers, their PostgreSQL sessions, wrk) is read from
+/proc over the measured run: on a 2-core machine the rate is bounded by their sum.
 Targets (issue 4): >= 1,000 req/s, p99 < 50 ms, HTTP/raw >= 0.5.
 """
 import argparse
@@ -51,6 +55,28 @@ end
 """
 
 
+def cpu_seconds(pids):
+    """User + system CPU seconds used so far by these processes (/proc/<pid>/stat, clock ticks)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue                                    # gone
+        total += int(fields[11]) + int(fields[12])      # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def worker_pids(server_pid):
+    children = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
+    return [int(p) for p in children]
+
+
+def backend_pids(conn):
+    return [r[0] for r in conn.execute(text(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"))]
+
+
 def run_wrk(port, key, points, seconds, connections):
     script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
     script.write(LUA % {"points": ",".join(f"{{{lat:.6f},{lon:.6f}}}" for lat, lon in points), "key": key})
@@ -75,7 +101,7 @@ def raw_sql(url, points, seconds, clients):
     PREPAREd once per connection, each EXECUTE its own transaction (one round trip, like the app's)."""
     from gis.intake import _INSERT_STMT
     engine = create_engine(url, poolclass=pool.NullPool)
-    done, lat_ms = [0] * clients, [[] for _ in range(clients)]
+    done, lat_ms, db_cpu = [0] * clients, [[] for _ in range(clients)], [0.0] * clients
     stop = time.perf_counter() + seconds
 
     def worker(k):
@@ -83,6 +109,9 @@ def raw_sql(url, points, seconds, clients):
         raw.driver_connection.autocommit = True
         cur = raw.cursor()
         cur.execute(_INSERT_STMT.prepare_sql)
+        cur.execute("SELECT pg_backend_pid()")
+        backend = cur.fetchone()[0]
+        cpu0 = cpu_seconds([backend])
         n = k
         while time.perf_counter() < stop:
             lat, lon = points[n % len(points)]
@@ -97,6 +126,7 @@ def raw_sql(url, points, seconds, clients):
             cur.fetchall()                      # committed: autocommit, synchronous_commit on
             lat_ms[k].append((time.perf_counter() - t0) * 1000)
             done[k] += 1
+        db_cpu[k] = cpu_seconds([backend]) - cpu0
         raw.close()
 
     threads = [threading.Thread(target=worker, args=(k,)) for k in range(clients)]
@@ -108,15 +138,16 @@ def raw_sql(url, points, seconds, clients):
     elapsed = time.perf_counter() - t0
     engine.dispose()
     all_ms = [x for per in lat_ms for x in per]
-    return sum(done) / elapsed, percentile(all_ms, 50), percentile(all_ms, 99)
+    return sum(done) / elapsed, percentile(all_ms, 50), percentile(all_ms, 99), sum(db_cpu) / sum(done) * 1000
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="threads per gunicorn worker (gthread); 1 = sync workers")
+    parser.add_argument("--threads", type=int, default=4,
+                        help="threads per gunicorn worker (gthread, as deployed: README, `pin311 serve`); "
+                             "1 = sync workers")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed (Debian package `wrk`; `make setup` installs it)")
@@ -142,11 +173,20 @@ def main():
                 except OSError:
                     time.sleep(0.1)
             run_wrk(port, key, points, 3, args.connections)                      # warm-up
-            rate, pct, non2xx, sock_err, raw_out = run_wrk(port, key, points, args.seconds, args.connections)
+            # CPU per request on each side: the workers' and their database sessions' CPU over the run.
+            with engine.connect() as c:
+                app_pids, db_pids = worker_pids(server.pid), backend_pids(c)
+                before_app, before_db = cpu_seconds(app_pids), cpu_seconds(db_pids)
+                before_wrk = os.times().children_user + os.times().children_system
+                rate, pct, non2xx, sock_err, raw_out = run_wrk(port, key, points, args.seconds, args.connections)
+                wrk_cpu = os.times().children_user + os.times().children_system - before_wrk
+                app_cpu, db_cpu = cpu_seconds(app_pids) - before_app, cpu_seconds(db_pids) - before_db
+            served = rate * args.seconds
         finally:
             server.terminate()
             server.wait(timeout=20)
-        inflight = WORKERS * args.threads          # transactions the server can have in flight at once
+        # transactions the server has in flight at once: its threads, or wrk's connections if fewer
+        inflight = min(WORKERS * args.threads, args.connections)
         raw2 = raw_sql(url, points, args.seconds, inflight)
         other = args.connections if inflight == WORKERS else WORKERS   # the second baseline's clients
         raw8 = raw_sql(url, points, min(args.seconds, 10), other)
@@ -157,12 +197,14 @@ def main():
     print(f"HTTP POST /api/v1/requests  gunicorn {WORKERS} {kind}, wrk {args.connections} connections, "
           f"{args.seconds} s: {rate:,.0f} req/s, p50 {pct.get(50, float('nan')):.1f} ms, "
           f"p99 {pct.get(99, float('nan')):.1f} ms, non-2xx {non2xx}{', socket errors ' + sock_err if sock_err else ''}")
+    print(f"CPU per request: app (gunicorn workers) {app_cpu / served * 1000:.2f} ms, PostgreSQL (their sessions) "
+          f"{db_cpu / served * 1000:.2f} ms, wrk {wrk_cpu / served * 1000:.2f} ms")
     print("raw intake SQL = the intake statement PREPAREd once per connection, EXECUTE in autocommit "
           "(the form gis/prepared.py runs it in)")
     print(f"raw intake SQL, psycopg2, {inflight} clients: {raw2[0]:,.0f} tx/s, p50 {raw2[1]:.2f} ms, "
-          f"p99 {raw2[2]:.2f} ms")
+          f"p99 {raw2[2]:.2f} ms, PostgreSQL CPU {raw2[3]:.2f} ms/tx")
     print(f"raw intake SQL, psycopg2, {other} clients: {raw8[0]:,.0f} tx/s, p50 {raw8[1]:.2f} ms, "
-          f"p99 {raw8[2]:.2f} ms")
+          f"p99 {raw8[2]:.2f} ms, PostgreSQL CPU {raw8[3]:.2f} ms/tx")
     print(f"ratio HTTP / raw ({inflight} clients, the server's concurrency): {rate / raw2[0]:.2f}   "
           f"HTTP / raw ({other} clients): {rate / raw8[0]:.2f}")
     print(f"requests written: {made[0]:,} through HTTP, {made[1]:,} in all")

@@ -3,12 +3,15 @@ from flask import jsonify, request
 
 from app.api import bp
 from app.api.access import require
-from app.extensions import csrf, db
+from app.extensions import csrf, db, unlimited
 from gis import geocode, intake, locate
 from gis.errors import InvalidInput, NotFound
 from gis.services import catalogue
 
 csrf.exempt(bp)  # writes are CSRF-checked in access.require when the caller uses a session cookie
+# Staff consoles and the city's own integrations call this API; third parties come through Open311, which
+# is rate limited per key.
+unlimited(bp)
 
 
 def _json_body():
