@@ -14,7 +14,7 @@ SCOPES = ("open311:write", "api:read", "api:write")
 # (the CLI) stops working within this second; one revoked by this process (revoke below) at once.
 CACHE_SECONDS = 1.0
 _CACHE_MAX = 1000
-_checked = {}                    # key hash -> (monotonic time of the database check, row)
+_checked = {}                    # (engine, key hash) -> (monotonic time of the database check, row)
 
 
 def _hash(key):
@@ -45,17 +45,18 @@ def verify(conn, key, scope):
     if not key or not isinstance(key, str) or len(key) > 200:
         raise Forbidden("a valid api_key is required")
     digest = _hash(key)
-    checked_at, row = _checked.get(digest, (None, None))
+    where = (conn.engine, digest)    # per database: a restored copy may hold the same key, revoked or not
+    checked_at, row = _checked.get(where, (None, None))
     if checked_at is None or time.monotonic() - checked_at >= CACHE_SECONDS:
         # last_used_at is refreshed at most once a minute: writing it on every call made each API request
         # a second committed (fsynced) write, all workers queueing on the same key's row lock.
         row = _VERIFY_STMT.run(conn, {"h": digest}).first()
         if row is None:                      # unknown or revoked: never remembered
-            _checked.pop(digest, None)
+            _checked.pop(where, None)
             raise Forbidden("api_key is not valid (unknown or revoked)")
         if len(_checked) >= _CACHE_MAX:
             _checked.clear()
-        _checked[digest] = (time.monotonic(), row)
+        _checked[where] = (time.monotonic(), row)
     if scope not in row.scopes:
         raise Forbidden(f"api_key lacks the {scope} scope")
     return row

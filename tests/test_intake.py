@@ -168,6 +168,24 @@ def test_a_key_revoked_by_another_process_stops_working_within_the_cache_time(en
         apikeys.verify(c, key, "api:read")
 
 
+def test_a_remembered_key_is_remembered_per_database_engine(engine):
+    # Two engines stand for two databases (a tool or a test talking to a restored copy): what one
+    # engine's database said of a key must not answer for the other's.
+    from sqlalchemy import create_engine
+    from gis import apikeys
+    with engine.begin() as c:
+        key_id, key = apikeys.create(c, "per-database", ("api:read",))
+    with engine.begin() as c:
+        apikeys.verify(c, key, "api:read")                                   # remembered for this engine
+        c.execute(text("UPDATE api_keys SET revoked_at = now() WHERE id = :i"), {"i": key_id})
+    other = create_engine(engine.url)
+    try:
+        with other.connect() as c, pytest.raises(Exception, match="not valid"):
+            apikeys.verify(c, key, "api:read")                               # asks its own database
+    finally:
+        other.dispose()
+
+
 def test_another_clients_equal_key_is_refused_not_answered_with_someone_elses_ticket(conn):
     first = _submit(conn, idempotency_key="token-1", actor="apikey:app-a")
     assert _submit(conn, idempotency_key="token-1", actor="apikey:app-a")["public_id"] == first["public_id"]
