@@ -4,12 +4,14 @@ A missing or malformed setting fails at start-up with a message that names it, n
 """
 import os
 import secrets
+import zoneinfo
 from datetime import timedelta
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from app import localdb
+from gis.db import city_timezone
 
 
 class ConfigError(RuntimeError):
@@ -61,6 +63,14 @@ def _secret_key():
     return secrets.token_hex(32)
 
 
+def _timezone(name):
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"PIN311_TIMEZONE must be a time zone name such as America/Chicago, got {name!r}") from None
+    return name
+
+
 class Config:
     """Built from the environment at create_app() time, not at import time."""
 
@@ -72,6 +82,7 @@ class Config:
         self.DB_POOL_SIZE = _int("PIN311_DB_POOL_SIZE", 5)
         self.JURISDICTION_ID = os.environ.get("PIN311_JURISDICTION_ID", "boston.demo.pin311")
         self.CITY_NAME = os.environ.get("PIN311_CITY_NAME", "Boston (demo)")
+        self.TIMEZONE = _timezone(city_timezone())
         self.BASEMAP_URL = os.environ.get("PIN311_BASEMAP_URL", "")
         self.DUPLICATE_RADIUS_M = _int("PIN311_DUPLICATE_RADIUS_M", 150)
         self.MAX_CONTENT_LENGTH = _int("PIN311_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)

@@ -3,6 +3,7 @@
 Every figure is one SQL statement (GROUP BY in PostgreSQL), never a Python loop over requests, so a
 year of data answers in milliseconds. Staff-only: reads service_requests directly (no contacts).
 Filters (`Filters`): requested_at in [start, end), one service code, one district (layer + code).
+Days and weeks are the city's (sessions run in its time zone, gis.db), both in filters and in buckets.
 
 SLA: a request "met" its SLA when it closed at or before expected_at; it is "overdue" while open past
 expected_at. Compliance = met / (closed with an expected_at).
@@ -100,7 +101,7 @@ def over_time(conn, f, unit="week"):
         raise InvalidInput("interval must be day, week or month", field="interval")
     where, params = _where(f)
     sql = f"""
-        SELECT date_trunc(:unit, r.requested_at AT TIME ZONE 'UTC')::date AS period, r.service_code,
+        SELECT date_trunc(:unit, r.requested_at)::date AS period, r.service_code,
                s.name AS service_name, count(*) AS requests
           FROM service_requests r JOIN services s ON s.code = r.service_code
          WHERE {where}

@@ -1,4 +1,5 @@
 """One cached SQLAlchemy engine per database URL (pygeoapi's pattern), shared by the app and the CLI."""
+import os
 import select
 import time
 from functools import lru_cache
@@ -9,16 +10,28 @@ from sqlalchemy import create_engine, event, exc
 # A connection back from the pool within this many seconds is checked without a round trip (below).
 PING_IDLE_SECONDS = 10
 _CHECKED_IN = "pin311.checked_in"      # in the pooled connection's info: when it went back to the pool
+# The city's time zone (the demo city's by default): every session of ours runs in it, so a "day" or a
+# "week" in SQL — dashboards, date filters, exports — is the city's, not UTC's. Instants are unchanged.
+DEFAULT_TIMEZONE = "America/New_York"
+
+
+def city_timezone():
+    return os.environ.get("PIN311_TIMEZONE", "").strip() or DEFAULT_TIMEZONE
 
 
 @lru_cache(maxsize=8)
-def engine_for(url, statement_timeout_ms=5000, pool_size=5):
-    """An engine whose connections are checked before use and whose statements time out.
+def engine_for(url, statement_timeout_ms=5000, pool_size=5, timezone=None):
+    """An engine whose connections are checked before use, whose statements time out, and whose sessions
+    run in the city's time zone (`timezone`, else PIN311_TIMEZONE, else the demo city's).
 
     The check turns a database restart into one reconnect instead of an error per pooled connection;
     the statement timeout keeps a stuck query from holding a web worker forever.
     """
-    options = f"-c statement_timeout={int(statement_timeout_ms)} -c lock_timeout={int(statement_timeout_ms)}"
+    zone = timezone or city_timezone()
+    if not all(c.isalnum() or c in "/_+-" for c in zone):
+        raise ValueError(f"not a time zone name: {zone!r}")
+    options = (f"-c statement_timeout={int(statement_timeout_ms)} -c lock_timeout={int(statement_timeout_ms)} "
+               f"-c timezone={zone}")
     engine = create_engine(
         url,
         pool_size=pool_size,

@@ -7,10 +7,12 @@ reassigns each request through gis.lifecycle.apply, so each gets its `reassigned
 """
 import json
 from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
 
 from gis import lifecycle
+from gis.db import city_timezone
 from gis.errors import InvalidInput, NotFound
 
 MAX_VERTICES = 2000
@@ -86,7 +88,7 @@ def _target(raw):
         day = datetime.strptime(str(raw or "").strip(), "%Y-%m-%d").date()
     except ValueError:
         raise InvalidInput("target date must be a date like 2026-12-01", field="target_date") from None
-    if day < date.today():
+    if day < datetime.now(ZoneInfo(city_timezone())).date():       # the city's today, not the server's
         raise InvalidInput("the target date is in the past", field="target_date")
     return day
 

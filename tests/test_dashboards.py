@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import text
 
 from gis import analytics
+from gis.db import city_timezone
 from gis.analytics import Filters, parse_filters
 from tests.conftest import login
 
@@ -29,9 +30,27 @@ def test_over_time_sums_to_the_sql_count_per_category_and_range(conn):
     # one week, one category, checked on its own
     r = max(rows, key=lambda r: r["requests"])
     n = conn.scalar(text("SELECT count(*) FROM service_requests WHERE service_code = :c AND "
-                         "date_trunc('week', requested_at AT TIME ZONE 'UTC')::date = :p"),
-                    {"c": r["service_code"], "p": r["period"]})
+                         "date_trunc('week', requested_at AT TIME ZONE :tz)::date = :p"),
+                    {"c": r["service_code"], "p": r["period"], "tz": city_timezone()})
     assert n == r["requests"]
+
+
+def test_days_are_the_citys_days_not_utcs(conn):
+    # 9:30 pm on 1 March in Boston is already 2 March in UTC: the analyst's "1 March" must hold it,
+    # in the date filter and in the daily bucket alike.
+    assert city_timezone() == "America/New_York"
+    with conn.begin() as tx:
+        rid = conn.scalar(text("SELECT id FROM service_requests ORDER BY id LIMIT 1"))
+        conn.execute(text("UPDATE service_requests SET requested_at = '2015-03-02 02:30:00+00' WHERE id = :i"),
+                     {"i": rid})
+        code = conn.scalar(text("SELECT service_code FROM service_requests WHERE id = :i"), {"i": rid})
+        want = conn.scalar(text("SELECT count(*) FROM service_requests WHERE service_code = :c AND "
+                                "requested_at >= '2015-03-01 05:00:00+00' AND requested_at < '2015-03-02 05:00:00+00'"),
+                           {"c": code})
+        f = parse_filters({"start": "2015-03-01", "end": "2015-03-01", "category": code})
+        days = analytics.over_time(conn, f, "day")
+        assert [(str(r["period"]), r["requests"]) for r in days] == [("2015-03-01", want)]
+        tx.rollback()
 
 
 def test_backlog_and_sla_by_ward_equal_sql(conn):

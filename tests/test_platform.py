@@ -192,6 +192,10 @@ def test_bad_configuration_is_reported_clearly(monkeypatch):
     from app import create_app
     with pytest.raises(ConfigError, match="PIN311_STATEMENT_TIMEOUT_MS"):
         create_app()
+    monkeypatch.delenv("PIN311_STATEMENT_TIMEOUT_MS")
+    monkeypatch.setenv("PIN311_TIMEZONE", "Boston/Harbour")
+    with pytest.raises(ConfigError, match="PIN311_TIMEZONE"):
+        create_app()
     result = subprocess.run([PIN311, "db", "url"], capture_output=True, text=True,
                             env={**os.environ, "DATABASE_URL": "mysql://x@y/z"})
     assert result.returncode == 1 and "PostgreSQL" in result.stderr
