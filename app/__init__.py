@@ -19,6 +19,8 @@ def register_extensions(app):
     from app.extensions import csrf, db, limiter, login_manager
     db.init_app(app)
     csrf.init_app(app)
+    app.config.setdefault("RATELIMIT_STORAGE_URI", "pin311://")
+    app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"database_url": app.config["DATABASE_URL"]})
     limiter.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"

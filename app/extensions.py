@@ -8,6 +8,7 @@ from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.exc import DBAPIError
 
+from gis import ratelimit  # noqa: F401  (registers the pin311:// rate-limit storage with `limits`)
 from gis.db import engine_for
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,9 @@ class Database:
 db = Database()
 login_manager = LoginManager()
 csrf = CSRFProtect()
-limiter = Limiter(key_func=get_remote_address, storage_uri="memory://", default_limits=[])
+# Counters in PostgreSQL (gis.ratelimit, RATELIMIT_STORAGE_URI "pin311://"), so every worker counts
+# against the same limit; create_app passes the database URL as the storage's option.
+limiter = Limiter(key_func=get_remote_address, default_limits=[])
 UNLIMITED_BLUEPRINTS = set()   # blueprints with no rate limit; see unlimited()
 
 

@@ -1,4 +1,5 @@
 """Open311 GeoReport v2: the real `georeport` client, the spec's formats and errors, bad input."""
+import json
 import xml.etree.ElementTree as ET
 
 import jsonschema
@@ -6,6 +7,8 @@ import pytest
 import requests
 from georeport import GeoReport
 from sqlalchemy import text
+
+from tests.conftest import ROOT
 
 SOUTH_BOSTON = ("42.3345", "-71.0398")
 
@@ -29,8 +32,8 @@ REQUEST = {"type": "object", "required": ["service_request_id", "status", "servi
                           "lat": {"type": "number"}, "long": {"type": "number"},
                           "requested_datetime": {"type": "string", "format": "date-time"}}}
 ERRORS = {"type": "array", "minItems": 1, "items": {"type": "object", "required": ["code", "description"],
-                                                   "properties": {"code": {"type": "integer"},
-                                                                  "description": {"type": "string"}}}}
+                                                    "properties": {"code": {"type": "integer"},
+                                                                   "description": {"type": "string"}}}}
 
 
 def _post(live_server, **form):
@@ -212,3 +215,32 @@ def test_a_burst_of_10000_posts_over_http_loses_nothing_and_duplicates_nothing(r
          WHERE r.idempotency_key LIKE :p GROUP BY 1, 2"""), {"p": f"b{run}-%"}).all()
     assert {s.idempotency_key: s.public_id for s in stored} == acked     # each acknowledged once, nothing else
     assert all(s.created == 1 for s in stored)
+
+
+def test_a_keys_limit_holds_across_worker_processes(api_key, conn):
+    """Two web worker processes (as gunicorn runs them) count against one limit: the counters live in
+    PostgreSQL (gis.ratelimit), not in each process's memory, where 4 + 4 posts would all pass a limit of 5."""
+    import subprocess
+    import sys
+    import uuid
+    worker = """
+import json, sys
+from app import create_app
+app = create_app({"RATELIMIT_ENABLED": True, "OPEN311_POST_LIMIT": "5 per hour", "SECRET_KEY": "x" * 32})
+client = app.test_client()
+codes = [client.post("/open311/v2/requests.json", data=json.loads(sys.argv[1]) | {"token": t}).status_code
+         for t in sys.argv[2:]]
+print(json.dumps(codes))
+"""
+    run = uuid.uuid4().hex[:8]
+    payload = json.dumps(_dead_animal(api_key))
+    codes = []
+    for name in ("a", "b"):
+        tokens = [f"w{run}{name}{i}" for i in range(4)]
+        out = subprocess.run([sys.executable, "-c", worker, payload, *tokens], capture_output=True, text=True,
+                             timeout=120, cwd=ROOT)
+        assert out.returncode == 0, out.stderr[-2000:]
+        codes += json.loads(out.stdout.strip().splitlines()[-1])
+    assert codes == [201] * 5 + [429] * 3
+    assert conn.scalar(text("SELECT count(*) FROM service_requests WHERE idempotency_key LIKE :p"),
+                       {"p": f"w{run}%"}) == 5
