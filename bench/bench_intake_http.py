@@ -191,12 +191,14 @@ def main():
         other = args.connections if inflight == WORKERS else WORKERS   # the second baseline's clients
         raw8 = raw_sql(url, points, min(args.seconds, 10), other)
         with engine.connect() as c:
-            made = c.execute(text("SELECT count(*) FILTER (WHERE channel = 'api'), count(*) FROM service_requests")).one()
+            made = c.execute(text("SELECT count(*) FILTER (WHERE channel = 'api'), count(*) "
+                                  "FROM service_requests")).one()
         engine.dispose()
     kind = "sync workers" if args.threads == 1 else f"gthread workers x {args.threads} threads"
     print(f"HTTP POST /api/v1/requests  gunicorn {WORKERS} {kind}, wrk {args.connections} connections, "
           f"{args.seconds} s: {rate:,.0f} req/s, p50 {pct.get(50, float('nan')):.1f} ms, "
-          f"p99 {pct.get(99, float('nan')):.1f} ms, non-2xx {non2xx}{', socket errors ' + sock_err if sock_err else ''}")
+          f"p99 {pct.get(99, float('nan')):.1f} ms, non-2xx {non2xx}"
+          f"{', socket errors ' + sock_err if sock_err else ''}")
     print(f"CPU per request: app (gunicorn workers) {app_cpu / served * 1000:.2f} ms, PostgreSQL (their sessions) "
           f"{db_cpu / served * 1000:.2f} ms, wrk {wrk_cpu / served * 1000:.2f} ms")
     print("raw intake SQL = the intake statement PREPAREd once per connection, EXECUTE in autocommit "

@@ -36,7 +36,8 @@ INSERT INTO service_requests (public_id, service_code, status, closure_reason, g
                               requested_at, updated_at, closed_at, expected_at)
 SELECT 'b' || q.g, sv.codes[1 + (q.g % array_length(sv.codes, 1))], st.status,
        CASE WHEN st.status = 'closed' THEN 'fixed' END,
-       ST_SetSRID(ST_MakePoint(ST_X(a.geom) + (random() - 0.5) * 0.0006, ST_Y(a.geom) + (random() - 0.5) * 0.0006), 4326),
+       ST_SetSRID(ST_MakePoint(ST_X(a.geom) + (random() - 0.5) * 0.0006,
+                               ST_Y(a.geom) + (random() - 0.5) * 0.0006), 4326),
        a.address, '{}'::jsonb, 'import', q.at, q.at, CASE WHEN st.status = 'closed' THEN q.at + interval '2 days' END,
        q.at + interval '5 days'
   FROM (SELECT g, 1 + floor(random() * (SELECT count(*) FROM bench_addr))::int AS k,
@@ -62,6 +63,7 @@ SELECT ST_AsMVT(rows, 'requests', 4096, 'geom') FROM rows"""
 def city_tiles(conn, z):
     box = conn.execute(text("SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(geom) e "
                             "FROM districts d JOIN layers l ON l.id = d.layer_id WHERE l.kind = 'boundary') q")).one()
+
     def xy(lon, lat):
         n = 2 ** z
         return int((lon + 180) / 360 * n), int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
@@ -152,7 +154,8 @@ def wrk_cached(url, tiles, seconds):
     port = free_port()
     env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "bench-secret-key-0123456789"}
     server = subprocess.Popen([str(root / ".venv/bin/gunicorn"), "-w", "2", "-b", f"127.0.0.1:{port}", "wsgi:app"],
-                              cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=open(tempfile.mktemp(suffix=".log"), "w"))
+                              cwd=root, env=env, stdout=subprocess.DEVNULL,
+                              stderr=open(tempfile.mktemp(suffix=".log"), "w"))
     try:
         for _ in range(100):
             try:
@@ -206,8 +209,8 @@ def main():
         raw_rate, avg = time_raw(url, tiles, args.rounds)
         print(f"raw ST_AsMVT (psycopg2, 1 connection):      {raw_rate:8.1f} tiles/s   (avg {avg / 1024:.0f} KiB)")
         uncached = time_app(app, tiles, args.rounds, cached=False)
-        print(f"uncached /tiles (Flask in-process, 1 thread): {uncached:8.1f} tiles/s   ratio {uncached / raw_rate:.2f}× raw"
-              f"  (target ≥ 0.8×)")
+        print(f"uncached /tiles (Flask in-process, 1 thread): {uncached:8.1f} tiles/s   "
+              f"ratio {uncached / raw_rate:.2f}× raw  (target ≥ 0.8×)")
         cached = time_app(app, tiles, args.rounds * 5, cached=True)
         print(f"cached /tiles (Flask in-process, 1 thread):   {cached:8.1f} tiles/s")
         from gis.db import engine_for

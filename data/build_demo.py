@@ -32,6 +32,7 @@ from demo_sources import boundaries, demo_requests, gazetteer, inside, parcels, 
 # ----------------------------------------------------------------------------------------------------------------
 # 9. The service catalogue (its definitions are in demo_catalogue.py)
 
+
 def _sla_from_data(cases):
     """Median TARGET_DT - OPEN_DT per TYPE in hours, where the City set a target on enough cases."""
     opened = pd.to_datetime(cases["OPEN_DT"], format=DATE_FMT, errors="coerce")

@@ -15,6 +15,7 @@ from demo_common import (CITY_HALL, HERE, METRIC, MIN_PER_TYPE, SAMPLE_REQUESTS,
 # ----------------------------------------------------------------------------------------------------------------
 # 1-5. Boundary and districts
 
+
 def boundaries(src):
     b = src / "boundaries"
     wards = gpd.read_file(b / "wards.geojson")

@@ -102,7 +102,7 @@ def connect(env=None):
     except Exception as exc:   # the package raises bare Exceptions carrying the portal's message
         text = str(exc)
         if any(w in text.lower() for w in ("invalid username", "unable to generate token", "invalid token",
-                                            "token required", "not authorized")):
+                                           "token required", "not authorized")):
             raise ArcGISAuthError(f"the portal refused {what}: {text.splitlines()[0]}") from None
         first = text.splitlines()[0] if text else repr(exc)
         raise PortalUnavailable(f"cannot sign in to {s['url']}: {first}") from None

@@ -95,5 +95,5 @@ def trail(conn, *, request_id=None, actor=None, limit=200):
          WHERE (CAST(:rid AS bigint) IS NULL OR request_id = :rid)
            AND (CAST(:actor AS text) IS NULL OR actor = :actor)
          ORDER BY at DESC, id DESC LIMIT :limit"""),
-        {"rid": request_id, "actor": actor, "limit": max(1, min(int(limit), 5000))})
+                        {"rid": request_id, "actor": actor, "limit": max(1, min(int(limit), 5000))})
     return [dict(r._mapping) for r in rows]

@@ -35,9 +35,10 @@ def load_crews(conn, path):
             ON CONFLICT (code) DO UPDATE SET name = excluded.name, department = excluded.department,
                 contact = excluded.contact, on_duty = excluded.on_duty,
                 last_position = coalesce(crews.last_position, excluded.last_position)"""),
-            {"code": r["code"].strip(), "name": r["name"].strip(), "dept": r.get("department"),
-             "contact": r.get("contact"), "on_duty": (r.get("on_duty") or "true").strip().lower() in ("1", "true", "yes"),
-             "lat": float(lat) if lat and lon else None, "lon": float(lon) if lat and lon else None})
+                     {"code": r["code"].strip(), "name": r["name"].strip(), "dept": r.get("department"),
+                      "contact": r.get("contact"),
+                      "on_duty": (r.get("on_duty") or "true").strip().lower() in ("1", "true", "yes"),
+                      "lat": float(lat) if lat and lon else None, "lon": float(lon) if lat and lon else None})
     return len(rows)
 
 
@@ -61,10 +62,11 @@ def load_services(conn, path):
                 keywords = excluded.keywords, attributes = excluded.attributes, sla_hours = excluded.sla_hours,
                 public = excluded.public, sensitive = excluded.sensitive, active = true,
                 default_crew_id = excluded.default_crew_id, updated_at = now()"""),
-            {"code": s["code"], "name": s["name"], "group": s.get("group"), "dept": s.get("department"),
-             "descr": s.get("description"), "kw": [str(k).lower() for k in s.get("keywords") or []],
-             "attrs": json.dumps(s.get("attributes") or []), "sla": s.get("sla_hours"),
-             "public": bool(s.get("public", True)), "sensitive": bool(s.get("sensitive", False)), "crew": crew_id})
+                     {"code": s["code"], "name": s["name"], "group": s.get("group"), "dept": s.get("department"),
+                      "descr": s.get("description"), "kw": [str(k).lower() for k in s.get("keywords") or []],
+                      "attrs": json.dumps(s.get("attributes") or []), "sla": s.get("sla_hours"),
+                      "public": bool(s.get("public", True)), "sensitive": bool(s.get("sensitive", False)),
+                      "crew": crew_id})
     return len(services)
 
 
@@ -83,12 +85,15 @@ def load_rules(conn, path):
             if crew_id is None:
                 raise InvalidInput(f"{path}:{n}: crew {r['crew_code']!r} is not a crew")
         conn.execute(text("""
-            INSERT INTO routing_rules (service_code, strategy, layer, district_code, attribute, value, crew_id, priority)
+            INSERT INTO routing_rules (service_code, strategy, layer, district_code, attribute, value,
+                                       crew_id, priority)
             VALUES (:s, :st, :layer, :dc, :attr, :val, :crew, :prio)"""),
-            {"s": r["service_code"].strip(), "st": strategy, "layer": (r.get("layer") or "").strip() or None,
-             "dc": (r.get("district_code") or "").strip() or None, "attr": (r.get("attribute") or "").strip() or None,
-             "val": (r.get("value") or "").strip() or None, "crew": crew_id,
-             "prio": int(r.get("priority") or 100)})
+                     {"s": r["service_code"].strip(), "st": strategy,
+                      "layer": (r.get("layer") or "").strip() or None,
+                      "dc": (r.get("district_code") or "").strip() or None,
+                      "attr": (r.get("attribute") or "").strip() or None,
+                      "val": (r.get("value") or "").strip() or None, "crew": crew_id,
+                      "prio": int(r.get("priority") or 100)})
     return len(rows)
 
 

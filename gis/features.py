@@ -231,8 +231,10 @@ def extent(conn, coll):
     Requests all lie inside the city, so their extent is the boundary's (no scan of a million rows).
     """
     if coll.name == "requests":
-        row = conn.execute(text("SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(d.geom) e "
-                                "FROM districts d JOIN layers l ON l.id = d.layer_id WHERE l.kind = 'boundary') x")).first()
+        row = conn.execute(text("SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) "
+                                "FROM (SELECT ST_Extent(d.geom) e "
+                                "FROM districts d JOIN layers l ON l.id = d.layer_id WHERE l.kind = 'boundary') x")
+                           ).first()
         if row is not None and row[0] is not None:
             return tuple(float(v) for v in row)
     stmt = select(func.ST_XMin(func.ST_Extent(coll.geom)), func.ST_YMin(func.ST_Extent(coll.geom)),
@@ -242,4 +244,3 @@ def extent(conn, coll):
         stmt = stmt.where(coll.base_where)
     row = conn.execute(stmt).first()
     return None if row is None or row[0] is None else tuple(float(v) for v in row)
-

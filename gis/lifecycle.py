@@ -116,8 +116,10 @@ def apply(conn, ref, action, actor, *, public_note=None, internal_note=None, med
         elif action == "reassign":
             data = _reassign(conn, row, crew_code, service_code)
             if due_by is not None:
-                # end of that day in the session's time zone (the city's, gis.db), as a person reading "by 3 Dec" means it
-                conn.execute(text("UPDATE service_requests SET expected_at = CAST(:d AS date) + 1 - interval '1 second' "
+                # end of that day in the session's time zone (the city's, gis.db), as a person reading "by 3 Dec"
+                # means it
+                conn.execute(text("UPDATE service_requests "
+                                  "SET expected_at = CAST(:d AS date) + 1 - interval '1 second' "
                                   "WHERE id = :id"), {"d": due_by, "id": row.id})
                 data["due_by"] = str(due_by)
         elif after:
@@ -223,5 +225,3 @@ def history(conn, request_id, public=True):
             event.update(internal_note=r.internal_note, media=r.media, actor=r.actor, data=r.data, id=r.id)
         out.append(event)
     return out
-
-

@@ -332,8 +332,6 @@ class ContactAudit(Base):
     )
 
 
-
-
 # --- migration 0010: deliveries to callers, SMS opt-outs --------------------------------------------
 
 class Notification(Base):

@@ -37,7 +37,8 @@ SELECT c.id AS contact_id, c.phone, c.email, r.public_id, s.name AS service_name
  WHERE e.id = :event""")
 _CLAIM_DELIVERY = text("""INSERT INTO notifications (event_id, contact_id, channel) VALUES (:e, :c, :ch)
                           ON CONFLICT (event_id, contact_id, channel) DO NOTHING RETURNING id""")
-_PENDING_DELIVERY = text("""SELECT id, created_at FROM notifications WHERE event_id = :e AND contact_id = :c AND channel = :ch
+_PENDING_DELIVERY = text("""SELECT id, created_at FROM notifications
+                            WHERE event_id = :e AND contact_id = :c AND channel = :ch
                             AND status = 'sending'""")
 
 

@@ -68,7 +68,8 @@ def status_with_history(conn, public_id):
     card = status_card(conn, public_id)
     if card is None:
         return None, []
-    rid = conn.execute(text("SELECT objectid FROM public_requests WHERE public_id = :p"), {"p": card["public_id"]}).scalar()
+    rid = conn.execute(text("SELECT objectid FROM public_requests WHERE public_id = :p"),
+                       {"p": card["public_id"]}).scalar()
     events = history(conn, rid, public=True)
     if card["coarsened"]:  # a sensitive request's photos stay private, even in its history
         events = [{k: v for k, v in e.items() if k != "media"} for e in events]

@@ -68,8 +68,8 @@ SELECT r.id, r.public_id, r.service_code, s.name AS service_name, r.status, r.ad
 
 def preview(conn, area):
     """Open requests inside `area` (GeoJSON text from area_sql) and the count per category."""
-    rows = [dict(r._mapping) for r in conn.execute(text(_INSIDE + " LIMIT :lim"), {"area": area,
-                                                                                  "lim": MAX_REQUESTS + 1})]
+    rows = [dict(r._mapping) for r in conn.execute(text(_INSIDE + " LIMIT :lim"),
+                                                   {"area": area, "lim": MAX_REQUESTS + 1})]
     if len(rows) > MAX_REQUESTS:
         raise InvalidInput(f"more than {MAX_REQUESTS} open requests in that area: draw a smaller one",
                            field="area")

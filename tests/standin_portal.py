@@ -80,7 +80,8 @@ class HostedLayer:
             oid = attrs.get("OBJECTID")
             if oid not in self.features or self._clash(attrs, oid):
                 out["updateResults"].append({"objectId": oid if oid else -1, "success": False,
-                                             "error": {"code": 1019, "description": "Update for the object was not attempted."}})
+                                             "error": {"code": 1019,
+                                                       "description": "Update for the object was not attempted."}})
                 continue
             kept = self.features[oid]
             old = dict(kept["attributes"])
@@ -95,7 +96,8 @@ class HostedLayer:
             if ok:
                 self._reindex(oid, gone["attributes"])
             out["deleteResults"].append({"objectId": oid, "success": ok} if ok else
-                                        {"objectId": oid, "success": False, "error": {"code": 1019, "description": "not found"}})
+                                        {"objectId": oid, "success": False,
+                                         "error": {"code": 1019, "description": "not found"}})
         return out
 
     def select(self, where, object_ids):

@@ -41,7 +41,8 @@ def _portal(portal, sub, form, auth):
             return {"token": portal.issue_token(), "expires": int((time.time() + 3600) * 1000), "ssl": True}
         return _error(400, "Unable to generate token. Invalid username or password.")
     if sub == "oauth2/token":
-        if form.get("grant_type") == "client_credentials" and (form.get("client_id"), form.get("client_secret")) == (CLIENT_ID, CLIENT_SECRET):
+        client = (form.get("client_id"), form.get("client_secret"))
+        if form.get("grant_type") == "client_credentials" and client == (CLIENT_ID, CLIENT_SECRET):
             return {"access_token": portal.issue_token(7200), "expires_in": 7200}
         return {"error": {"code": 400, "error": "invalid_client", "message": "Invalid client_id", "details": []}}
     if sub == "portals/self":
@@ -172,7 +173,8 @@ def _service_json(portal, name):
 
 def _layer_json(lid, layer):
     return {**layer.definition, "id": lid, "type": "Feature Layer", "currentVersion": 11.1,
-            "maxRecordCount": MAX_RECORDS, "supportsAppend": True, "supportedAppendFormats": "featureCollection,geojson",
+            "maxRecordCount": MAX_RECORDS, "supportsAppend": True,
+            "supportedAppendFormats": "featureCollection,geojson",
             "capabilities": "Create,Delete,Query,Update,Editing", "supportedQueryFormats": "JSON",
             "advancedQueryCapabilities": {"supportsPagination": True, "supportsOrderBy": True},
             "supportsPagination": True}

@@ -328,7 +328,6 @@ def test_list_questions_render_as_checkboxes_and_are_checked(page, live_server, 
     assert sorted(attrs[code]) == sorted(chosen)
 
 
-
 def test_the_apis_own_refusals_are_shown_in_the_panel(page, live_server, staff, conn):
     """A question the server requires but the page did not (catalogue edited mid-call): named, not dumped."""
     before = conn.scalar(text("SELECT count(*) FROM service_requests"))
@@ -343,7 +342,6 @@ def test_the_apis_own_refusals_are_shown_in_the_panel(page, live_server, staff, 
     assert page.get_attribute("#attr-animal_type", "aria-invalid") == "true"
     assert "required" in page.inner_text("#attr-animal_type-err")
     assert conn.scalar(text("SELECT count(*) FROM service_requests")) == before
-
 
 
 def test_an_expired_session_mid_call_says_sign_in_again(page, live_server, staff, conn):
@@ -369,7 +367,6 @@ def test_an_expired_session_mid_call_says_sign_in_again(page, live_server, staff
     page.keyboard.press("Control+Enter")
     page.wait_for_selector("#ticket-number")
     assert conn.scalar(text("SELECT count(*) FROM service_requests")) == before + 1
-
 
 
 def test_next_call_starts_a_clean_form_with_a_new_idempotency_key(page, live_server, staff, conn):

@@ -6,7 +6,8 @@ from sqlalchemy import text
 from click.testing import CliRunner
 
 from app.cli import main
-from tests.arcgis_fixtures import arcgis_env, assert_layer_is_public_view, hosted_requests, portal, published  # noqa: F401
+from tests.arcgis_fixtures import (  # noqa: F401
+    arcgis_env, assert_layer_is_public_view, hosted_requests, portal, published)
 
 
 def test_publish_makes_layers_webmap_and_dashboard_holding_the_public_view(engine, portal, published):
@@ -28,10 +29,12 @@ def test_layers_carry_types_aliases_domains_metadata_and_districts(engine, porta
     layer = portal.layer(requests_item["name"])
     fields = {f["name"]: f for f in layer.definition["fields"]}
     assert fields["requested_at"]["type"] == "esriFieldTypeDate" and fields["public_id"]["alias"] == "Request number"
-    assert [c["code"] for c in fields["status"]["domain"]["codedValues"]] == ["open", "acknowledged", "in_progress", "closed"]
+    assert [c["code"] for c in fields["status"]["domain"]["codedValues"]] == [
+        "open", "acknowledged", "in_progress", "closed"]
     with engine.connect() as conn:
         public = {r.code: r.name for r in conn.execute(text("SELECT code, name FROM services WHERE public"))}
-        districts = dict(conn.execute(text("""SELECT l.name, count(*) FROM districts d JOIN layers l ON l.id = d.layer_id
+        districts = dict(conn.execute(text("""SELECT l.name, count(*)
+                                              FROM districts d JOIN layers l ON l.id = d.layer_id
                                               WHERE l.kind = 'district' GROUP BY l.name""")).all())
     assert {c["code"]: c["name"] for c in fields["service_code"]["domain"]["codedValues"]} == public
     assert "public_id" in layer.unique
@@ -93,5 +96,6 @@ def test_publishing_again_reuses_the_items_and_reconciles(engine, portal, publis
     assert f"webmap: {published['webmap']}" in out.output and f"dashboard: {published['dashboard']}" in out.output
     with engine.connect() as conn:
         assert_layer_is_public_view(conn, portal)
-        saved = conn.execute(text("SELECT count(*) FROM arcgis_items WHERE portal_url = :p"), {"p": portal.url}).scalar()
+        saved = conn.execute(text("SELECT count(*) FROM arcgis_items WHERE portal_url = :p"),
+                             {"p": portal.url}).scalar()
     assert saved == 1 + 4 + 2

@@ -16,7 +16,8 @@ from sqlalchemy import text
 
 from gis import arcgis_sync, lifecycle
 from gis.intake import NewRequest, submit_request
-from tests.arcgis_fixtures import arcgis_env, assert_layer_is_public_view, hosted_requests, portal, published  # noqa: F401
+from tests.arcgis_fixtures import (  # noqa: F401
+    arcgis_env, assert_layer_is_public_view, hosted_requests, portal, published)
 from tests.standin_portal import PASSWORD, USER
 
 PIN311 = str(Path(sys.executable).parent / "pin311")
@@ -36,7 +37,8 @@ def _change(engine, n, skip=0, with_new=0):
         for i, rid in enumerate(ids):
             action = actions[i % 3]
             lifecycle.apply(conn, rid, action, "test-agent", reason="fixed" if action == "close" else None)
-        point = conn.execute(text("SELECT ST_Y(geom), ST_X(geom) FROM service_requests WHERE id = :i"), {"i": ids[0]}).one()
+        point = conn.execute(text("SELECT ST_Y(geom), ST_X(geom) FROM service_requests WHERE id = :i"),
+                             {"i": ids[0]}).one()
         for k in range(with_new):
             code, attributes = (("needle-pickup", {"location_type": "park"}) if k % 2
                                 else ("dead-animal", {"animal_size": "large"}))

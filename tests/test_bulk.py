@@ -51,7 +51,8 @@ def test_boston_csv_loads_with_the_same_districts_and_crews_as_live_intake(engin
     for k in rng.choice(len(rows), size=120, replace=False):
         r = rows[k]
         where = locate_point(conn, r.lat, r.lon)
-        assert {l: d["code"] for l, d in where.districts.items()} == {l: d["code"] for l, d in r.districts.items()}
+        assert ({layer: d["code"] for layer, d in where.districts.items()}
+                == {layer: d["code"] for layer, d in r.districts.items()})
         assert where.parcel_id == r.parcel_id
         live = route_preview(conn, r.lat, r.lon, "animal-generic")[0]
         assert crews.get((live["crew"] or {}).get("code")) == r.crew_id, (r.public_id, live, r.routed_by)
@@ -174,7 +175,7 @@ def test_bulk_public_point_and_cache_version_match_live_intake(engine, conn, tmp
                    ST_Equals(b.public_geom, b.geom) AS exact, ST_AsEWKT(p.geom) AS published
               FROM service_requests b, service_requests l, public_requests p
              WHERE b.public_id = :bulk AND l.public_id = :live AND p.public_id = :bulk"""),
-            {"bulk": f"PG-{code}", "live": live[code]["public_id"]}).one()
+                            {"bulk": f"PG-{code}", "live": live[code]["public_id"]}).one()
         assert pair.bulk is not None and pair.bulk == pair.live == pair.published, (code, pair)
         assert pair.exact is not sensitive, (code, pair)      # snapped to the 250 m grid when sensitive
 

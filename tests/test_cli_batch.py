@@ -62,7 +62,8 @@ def test_locate_a_file(db_url, conn, tmp_path):
     assert list(got[0]) == ["name", "y", "x", "parcel_id", *layers]
     for row in got[:2]:   # the same answer as the single-point SQL
         where = locate_point(conn, float(row["y"]), float(row["x"]))
-        assert {l: row[l] for l in layers} == {l: where.districts.get(l, {}).get("code", "") for l in layers}
+        assert ({layer: row[layer] for layer in layers}
+                == {layer: where.districts.get(layer, {}).get("code", "") for layer in layers})
         assert row["parcel_id"] == (where.parcel_id or "")
     assert got[0]["police_districts"] == "C6" and got[0]["wards"] == "6"
     for row in got[2:]:

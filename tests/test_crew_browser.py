@@ -17,7 +17,8 @@ PHONE = {"width": 390, "height": 844}
 
 @pytest.fixture
 def phone(browser):
-    context = browser.new_context(bypass_csp=True, viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2,
+    context = browser.new_context(bypass_csp=True, viewport=PHONE, is_mobile=True, has_touch=True,
+                                  device_scale_factor=2,
                                   geolocation={"latitude": STRAY_DOG[0], "longitude": STRAY_DOG[1]},
                                   permissions=["geolocation"])
     errors = []

@@ -94,7 +94,7 @@ def test_hot_spot_cells_hold_exactly_their_points(conn):
         SELECT count(*) FROM service_requests
          WHERE ST_X(ST_Transform(geom, 3857)) >= :i * 500 AND ST_X(ST_Transform(geom, 3857)) < (:i + 1) * 500
            AND ST_Y(ST_Transform(geom, 3857)) >= :j * 500 AND ST_Y(ST_Transform(geom, 3857)) < (:j + 1) * 500"""),
-                          {"i": top["i"], "j": top["j"]})
+                         {"i": top["i"], "j": top["j"]})
     assert inside == top["requests"] and top["requests"] >= cells[-1]["requests"]
 
 
@@ -110,8 +110,10 @@ def test_top_categories_per_neighbourhood_and_crew_workload_equal_sql(conn):
     assert {c: (o, d) for c, o, d in want} == {c: (r["open"], r["overdue"]) for c, r in crews.items()}
 
 
-@pytest.mark.parametrize("args, field", [({"start": "yesterday"}, "start"), ({"start": "2020-02-01", "end": "2020-01-01"}, "end"),
-                                         ({"district": "C6"}, "district_layer"), ({"district_layer": "x;drop"}, "district_layer")])
+@pytest.mark.parametrize("args, field", [({"start": "yesterday"}, "start"),
+                                         ({"start": "2020-02-01", "end": "2020-01-01"}, "end"),
+                                         ({"district": "C6"}, "district_layer"),
+                                         ({"district_layer": "x;drop"}, "district_layer")])
 def test_bad_filters_are_typed_errors(args, field):
     with pytest.raises(analytics.InvalidInput) as err:
         parse_filters(args)
@@ -199,7 +201,8 @@ def test_folium_map_downloads_load_leaflet_from_this_server_only(client, staff):
         assert resp.status_code == 200 and "attachment" in resp.headers["Content-Disposition"]
         html = resp.get_data(as_text=True)
         assert "http://localhost/static/vendor/leaflet/leaflet.js" in html and "L.geoJson" in html
-        foreign = [u for u in re.findall(r'(?:src|href)="(https?://[^"]+)"', html) if not u.startswith("http://localhost/")]
+        foreign = [u for u in re.findall(r'(?:src|href)="(https?://[^"]+)"', html)
+                   if not u.startswith("http://localhost/")]
         assert not foreign and "cdn" not in html.lower()
     assert client.get("/dashboards/map/crews.html").status_code == 404
     login(client, staff["agent"])

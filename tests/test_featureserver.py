@@ -109,7 +109,8 @@ def test_envelope_paging_ids_order_and_formats(client, conn):
     assert gj["type"] == "FeatureCollection" and gj["features"][0]["geometry"]["type"] == "Point"
     posted = client.post(Q, data={"f": "json", "where": "status='open'", "returnCountOnly": "true"}).get_json()
     assert posted["count"] == _count(conn, "status = 'open'")
-    assert "error" in _q(client, spatialRel="esriSpatialRelWithin", **{k: v for k, v in spatial.items() if k != "spatialRel"})
+    assert "error" in _q(client, spatialRel="esriSpatialRelWithin",
+                         **{k: v for k, v in spatial.items() if k != "spatialRel"})
     assert "error" in _q(client, outFields="public_id,phone")
     assert "error" in _q(client, orderByFields="status; drop")
     assert "error" in _q(client, f="kml")

@@ -1,5 +1,4 @@
 """The one intake path: placement, locate, route, persistence, idempotency, hostile input."""
-import json
 import time
 
 import pytest

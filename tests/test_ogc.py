@@ -20,7 +20,8 @@ def test_landing_conformance_and_collections(client):
     conf = client.get("/ogc/conformance").get_json()["conformsTo"]
     assert "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson" in conf
     colls = {c["id"]: c for c in client.get("/ogc/collections").get_json()["collections"]}
-    assert {"requests", "city_boundary", "wards", "precincts", "neighborhoods", "police_districts", "parcels"} <= set(colls)
+    assert {"requests", "city_boundary", "wards", "precincts", "neighborhoods", "police_districts",
+            "parcels"} <= set(colls)
     bbox = colls["requests"]["extent"]["spatial"]["bbox"][0]
     assert bbox[0] < SOUTH_BOSTON[1] < bbox[2] and bbox[1] < SOUTH_BOSTON[0] < bbox[3]
     assert client.get("/ogc/collections/nope").status_code == 404

@@ -44,6 +44,7 @@ PUBLIC_NOTE = "The dog was caught and taken to the animal shelter."
 INTERNAL_NOTE = "Owner traced by microchip, internal-note-8826"
 OFFICER = "c6-officer"
 
+
 # every form a caller's details could take in a public output, and what staff wrote that is not public
 def _forms(c):
     area, exchange, line = c["phone"][2:5], c["phone"][5:8], c["phone"][8:]
@@ -289,7 +290,7 @@ def test_scenario6_the_resident_sees_closed_and_the_note_and_nobodys_details(sto
 # --- scenario 8: the same report from Cambridge, in every channel -------------------------------------------
 
 def test_scenario8_cambridge_is_refused_with_a_clear_message_in_every_channel(story, live_server, app, staff,
-                                                                               api_key, conn, monkeypatch):
+                                                                              api_key, conn, monkeypatch):
     from tests.conftest import login
     monkeypatch.setenv("PIN311_TWILIO_AUTH_TOKEN", TOKEN)
     lat, lon = CAMBRIDGE

@@ -89,7 +89,7 @@ def _urls(app, tickets):
         f"/open311/v2/requests.json?service_request_id={plain['public_id']},{sensitive['public_id']}",
         f"/open311/v2/requests.xml?service_request_id={plain['public_id']},{sensitive['public_id']}",
         "/open311/v2/requests.json?page_size=200", f"/near?{near}", f"/near?{near}&format=json",
-        f"/requests?number={plain['public_id']}", f"/map?service_code=pothole",
+        f"/requests?number={plain['public_id']}", "/map?service_code=pothole",
     ]
     return out
 

@@ -21,7 +21,8 @@ def _csrf(client):
 
 
 def _ward6(conn):
-    return json.loads(conn.scalar(text("SELECT ST_AsGeoJSON(d.geom) FROM districts d JOIN layers l ON l.id = d.layer_id "
+    return json.loads(conn.scalar(text("SELECT ST_AsGeoJSON(d.geom) "
+                                       "FROM districts d JOIN layers l ON l.id = d.layer_id "
                                        "WHERE l.name = 'wards' AND d.code = '6'")))
 
 
@@ -59,7 +60,8 @@ def test_area_over_ward_6_lists_every_open_request_inside_and_none_outside(clien
     found = {r["public_id"] for r in resp.get_json()["requests"]}
     # the same question answered by shapely over every open request (not by PostGIS)
     poly = shape(ward)
-    every = conn.execute(text("SELECT public_id, ST_X(geom), ST_Y(geom) FROM service_requests WHERE status <> 'closed'")).all()
+    every = conn.execute(text("SELECT public_id, ST_X(geom), ST_Y(geom) FROM service_requests "
+                              "WHERE status <> 'closed'")).all()
     inside = {pid for pid, x, y in every if poly.intersects(Point(x, y))}
     assert found and found == inside
     cats = resp.get_json()["categories"]
@@ -72,7 +74,8 @@ def test_area_over_ward_6_lists_every_open_request_inside_and_none_outside(clien
 
 @pytest.mark.parametrize("body, field", [({}, "area"), ({"area": {"type": "Point", "coordinates": [0, 0]}}, "area"),
                                          ({"layer": "wards", "districts": ["99"]}, "districts"),
-                                         ({"area": {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [0, 0]]]}}, "area")])
+                                         ({"area": {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [0, 0]]]}},
+                                          "area")])
 def test_bad_areas_are_clear_errors(client, staff, body, field):
     login(client, staff["supervisor"])
     resp = client.post("/dashboards/sweeps/preview", json=body, headers=_csrf(client))
@@ -117,7 +120,8 @@ def test_creating_a_sweep_reassigns_every_request_with_events_and_notifications(
         assert sorted(e[0] for e in events) == sorted(ids)
         assert all(e[1] == "supervisor:test-supervisor" and e[2] == str(sweep_id) and target in e[3] for e in events)
         notify = conn.execute(text("SELECT (payload->>'request_id')::bigint FROM outbox WHERE topic = 'notify' "
-                                   "AND payload->>'kind' = 'reassigned' AND (payload->>'request_id')::bigint = ANY(:ids)"),
+                                   "AND payload->>'kind' = 'reassigned' "
+                                   "AND (payload->>'request_id')::bigint = ANY(:ids)"),
                               {"ids": ids + [outside["id"]]}).scalars().all()
         assert sorted(notify) == sorted(ids[:2])   # the two with a caller's phone; nobody to tell on the third
         assert conn.scalar(text("SELECT crew_id IS DISTINCT FROM (SELECT id FROM crews WHERE code = 'sweep-crew-1') "
@@ -149,7 +153,8 @@ def test_create_refuses_bad_input_and_writes_nothing(conn, quiet_spot):
                           (dict(name="x", crew_code="sweep-crew-1", target_date="2001-01-01"), "target_date"),
                           (dict(name="", crew_code="sweep-crew-1", target_date=tomorrow), "name"),
                           (dict(name="x", crew_code="sweep-crew-1", target_date=tomorrow, categories=[]), "categories"),
-                          (dict(name="x", crew_code="sweep-crew-1", target_date=tomorrow), "area")]:  # nothing open there
+                          # nothing open there
+                          (dict(name="x", crew_code="sweep-crew-1", target_date=tomorrow), "area")]:
         with pytest.raises(InvalidInput) as err:
             sweeps.create(conn, kwargs["name"], area, kwargs["crew_code"], kwargs["target_date"], "analyst:t",
                           kwargs.get("categories"))

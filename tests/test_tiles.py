@@ -153,7 +153,8 @@ def test_gdal_mvt_driver_reads_the_tile(client, conn, tmp_path, app):
     data = client.get(f"/tiles/requests/{z}/{x}/{y}.mvt").data
     tile_file.write_bytes(data)
     expected = len(decode(data)["requests"]["features"])
-    out = subprocess.run(["ogrinfo", "-ro", "-al", "-q", "-oo", "CLIP=NO", str(tile_file)], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(["ogrinfo", "-ro", "-al", "-q", "-oo", "CLIP=NO", str(tile_file)],
+                         capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("OGRFeature(requests)") == expected
     assert f"public_id (String) = {ticket['public_id']}" in out.stdout
@@ -200,7 +201,8 @@ def test_public_point_follows_the_services_sensitive_flag(conn, engine):
         snapped = conn.execute(point, {"p": ticket["public_id"]}).one()
         conn.rollback()
         assert snapped[1] is True and snapped[0] != exact[0]
-        moved = conn.execute(text("SELECT ST_X(ST_Transform(geom, 3857)) / 250 FROM public_requests WHERE public_id = :p"),
+        moved = conn.execute(text("SELECT ST_X(ST_Transform(geom, 3857)) / 250 FROM public_requests "
+                                  "WHERE public_id = :p"),
                              {"p": ticket["public_id"]}).scalar()
         conn.rollback()
         assert abs(moved - round(moved)) < 1e-6

@@ -47,7 +47,8 @@ def group(path, lat_field, lon_field, out_path, quiet):
     counts = Counter()
     bad = ~(np.isfinite(lats) & np.isfinite(lons) & (np.abs(lats) <= 90) & (np.abs(lons) <= 180))
     counts["no usable point"] = int(bad.sum())
-    columns = {"parcel_id": np.full(len(rows), None, object), **{l: np.full(len(rows), None, object) for l in layers}}
+    columns = {"parcel_id": np.full(len(rows), None, object),
+               **{layer: np.full(len(rows), None, object) for layer in layers}}
     with tqdm(total=len(rows), desc="locating", unit="pt", disable=quiet, leave=False) as bar:
         for start in range(0, len(rows), CHUNK):
             part = slice(start, start + CHUNK)
@@ -62,6 +63,6 @@ def group(path, lat_field, lon_field, out_path, quiet):
     names = ["parcel_id", *layers]
     extra = [np.where(columns[n] == None, "", columns[n]) for n in names]  # noqa: E711
     write_rows(out_path, header + names, rows, extra)
-    echo_summary(f"located {path} → {out_path}", [(k, counts[k]) for k in
-                                                   ("located", "in a parcel", "outside the city", "no usable point")],
+    order = ("located", "in a parcel", "outside the city", "no usable point")
+    echo_summary(f"located {path} → {out_path}", [(k, counts[k]) for k in order],
                  len(rows), time.perf_counter() - started, "points")

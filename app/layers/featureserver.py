@@ -160,7 +160,8 @@ def _envelope():
         return None
     gtype = _param("geometryType", "esriGeometryEnvelope")
     if gtype not in ("esriGeometryEnvelope", "esriGeometryPoint"):
-        raise InvalidInput(f"geometryType {gtype[:40]} is not supported: use esriGeometryEnvelope", field="geometryType")
+        raise InvalidInput(f"geometryType {gtype[:40]} is not supported: use esriGeometryEnvelope",
+                           field="geometryType")
     rel = _param("spatialRel", "esriSpatialRelIntersects")
     if rel not in ("esriSpatialRelIntersects", "esriSpatialRelEnvelopeIntersects"):
         raise InvalidInput(f"spatialRel {rel[:40]} is not supported: use esriSpatialRelIntersects", field="spatialRel")
@@ -183,8 +184,8 @@ def _envelope():
         raise InvalidInput("geometry must be an envelope: xmin,ymin,xmax,ymax", field="geometry")
     if _wkid(sr) != 4326:
         box = [*_mercator_to_lonlat(box[0], box[1]), *_mercator_to_lonlat(box[2], box[3])]
-    return features.parse_bbox(",".join(str(v) for v in
-                                        (min(box[0], box[2]), min(box[1], box[3]), max(box[0], box[2]), max(box[1], box[3]))))
+    ordered = (min(box[0], box[2]), min(box[1], box[3]), max(box[0], box[2]), max(box[1], box[3]))
+    return features.parse_bbox(",".join(str(v) for v in ordered))
 
 
 def _order_by(coll):
