@@ -8,7 +8,7 @@ PORT ?= 5000
 # services with ogrinfo), Chromium for the browser tests.
 APT_PACKAGES := postgresql-15 postgresql-15-postgis-3 postgresql-contrib gdal-bin chromium wrk
 
-.PHONY: setup system venv db run test bench drill audit clean-db
+.PHONY: setup system venv db run lint test bench drill audit clean-db
 
 setup: system venv db  ## everything `run` and `test` need
 
@@ -37,7 +37,10 @@ db: venv
 run: setup
 	$(BIN)/pin311 serve --port $(PORT)
 
-test: setup
+lint: venv  ## flake8 with setup.cfg's [flake8] settings (also run by `make test`, first)
+	$(BIN)/flake8 app gis bench tests data wsgi.py .ci
+
+test: lint setup
 	$(BIN)/python .ci/audit.py
 	$(BIN)/pytest $(PYTEST_ARGS)
 
