@@ -64,8 +64,8 @@ def discovery(fmt):
         "contact": "311 administrators of " + current_app.config["CITY_NAME"],
         "key_service": "Ask the city for an API key (issued with `pin311 apikeys create`).",
         "endpoints": [{"specification": "http://wiki.open311.org/GeoReport_v2", "url": base,
-                       "changeset": "2026-11-24T00:00:00Z", "type": "production", "formats": ["text/xml",
-                                                                                           "application/json"]}],
+                       "changeset": "2026-11-24T00:00:00Z", "type": "production",
+                       "formats": ["text/xml", "application/json"]}],
         "extensions": [
             "page, page_size: paging of GET requests (page_size at most 1000)",
             "extensions=true: extended_attributes (detailed_status, closure_reason, districts, crew, channel, "
