@@ -7,6 +7,7 @@ import secrets
 import zoneinfo
 from datetime import timedelta
 
+import limits
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -63,6 +64,16 @@ def _secret_key():
     return secrets.token_hex(32)
 
 
+def _limit(name, default):
+    """A rate limit in Flask-Limiter's notation ("120 per minute;2000 per day"), checked at start-up."""
+    value = os.environ.get(name, "").strip() or default
+    try:
+        limits.parse_many(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a rate limit like '120 per minute', got {value!r}") from None
+    return value
+
+
 def _timezone(name):
     try:
         zoneinfo.ZoneInfo(name)
@@ -83,6 +94,9 @@ class Config:
         self.JURISDICTION_ID = os.environ.get("PIN311_JURISDICTION_ID", "boston.demo.pin311")
         self.CITY_NAME = os.environ.get("PIN311_CITY_NAME", "Boston (demo)")
         self.TIMEZONE = _timezone(city_timezone())
+        self.OPEN311_POST_LIMIT = _limit("PIN311_OPEN311_POST_LIMIT", "120 per minute")      # per API key
+        self.OPEN311_POST_IP_LIMIT = _limit("PIN311_OPEN311_POST_IP_LIMIT", "600 per minute")  # per address
+        self.PUBLIC_REPORT_LIMIT = _limit("PIN311_PUBLIC_REPORT_LIMIT", "5 per minute;30 per hour")
         self.BASEMAP_URL = os.environ.get("PIN311_BASEMAP_URL", "")
         self.DUPLICATE_RADIUS_M = _int("PIN311_DUPLICATE_RADIUS_M", 150)
         self.MAX_CONTENT_LENGTH = _int("PIN311_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)

@@ -196,6 +196,10 @@ def test_bad_configuration_is_reported_clearly(monkeypatch):
     monkeypatch.setenv("PIN311_TIMEZONE", "Boston/Harbour")
     with pytest.raises(ConfigError, match="PIN311_TIMEZONE"):
         create_app()
+    monkeypatch.delenv("PIN311_TIMEZONE")
+    monkeypatch.setenv("PIN311_OPEN311_POST_LIMIT", "lots")
+    with pytest.raises(ConfigError, match="PIN311_OPEN311_POST_LIMIT"):
+        create_app()
     result = subprocess.run([PIN311, "db", "url"], capture_output=True, text=True,
                             env={**os.environ, "DATABASE_URL": "mysql://x@y/z"})
     assert result.returncode == 1 and "PostgreSQL" in result.stderr

@@ -128,8 +128,8 @@ def _attributes(form):
 
 
 @bp.post("/v2/requests.<fmt>")
-@limiter.limit(lambda: current_app.config.get("OPEN311_POST_LIMIT", "120 per minute"), key_func=_key_of_request)
-@limiter.limit(lambda: current_app.config.get("OPEN311_POST_IP_LIMIT", "600 per minute"))
+@limiter.limit(lambda: current_app.config["OPEN311_POST_LIMIT"], key_func=_key_of_request)
+@limiter.limit(lambda: current_app.config["OPEN311_POST_IP_LIMIT"])
 def create_request(fmt):
     if request.mimetype not in ("application/x-www-form-urlencoded", "multipart/form-data"):
         raise Pin311Error("POST must be form-encoded (application/x-www-form-urlencoded)")

@@ -87,7 +87,7 @@ def _chosen(conn, code):
 
 
 def _report_limit():
-    return current_app.config.get("PUBLIC_REPORT_LIMIT", "5 per minute;30 per hour")
+    return current_app.config["PUBLIC_REPORT_LIMIT"]
 
 
 @bp.post("/report")
