@@ -1,6 +1,6 @@
 """Benchmark: HTTP intake (POST /api/v1/requests under gunicorn) vs the same transaction as raw SQL.
 
-    .venv/bin/python bench/bench_intake_http.py [--seconds 15] [--connections 8]
+    .venv/bin/python bench/bench_intake_http.py [--seconds 15] [--connections 8] [--threads 4]
 
 The server is gunicorn with 2 workers on loopback, in the form we deploy (gthread, 4 threads each:
 keep-alive, a thread can run Python while another waits on PostgreSQL; `--threads 1` runs sync
