@@ -16,6 +16,7 @@ from decimal import Decimal
 
 from sqlalchemy import text
 
+from gis.db import city_today
 from gis.errors import InvalidInput
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -41,9 +42,29 @@ def _day(raw, field):
         raise InvalidInput(f"{field} must be a date like 2026-01-31", field=field) from None
 
 
-def parse_filters(args):
-    """Filters from query-string style args (start, end inclusive, category, district_layer, district)."""
+# Named periods an analyst asks for ("requests by police district this week"), ending today.
+PERIODS = {"today": "Today", "this_week": "This week", "last_7_days": "Last 7 days",
+           "this_month": "This month", "year_to_date": "Year to date"}
+
+
+def period_days(period, today):
+    """(first day, last day) of a named period that ends on `today` (weeks start on Monday, as
+    PostgreSQL's date_trunc('week') has them)."""
+    firsts = {"today": today, "this_week": today - timedelta(days=today.weekday()),
+              "last_7_days": today - timedelta(days=6), "this_month": today.replace(day=1),
+              "year_to_date": today.replace(month=1, day=1)}
+    if period not in firsts:
+        raise InvalidInput(f"period must be one of {', '.join(PERIODS)}", field="period")
+    return firsts[period], today
+
+
+def parse_filters(args, today=None):
+    """Filters from query-string style args (start, end inclusive, or a named period ending today in the
+    city; category, district_layer, district)."""
     start, end = _day(args.get("start"), "start"), _day(args.get("end"), "end")
+    period = (args.get("period") or "").strip()
+    if period and not (start or end):
+        start, end = period_days(period, today or city_today())
     if start and end and end < start:
         raise InvalidInput("end is before start", field="end")
     layer = (args.get("district_layer") or "").strip() or None

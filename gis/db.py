@@ -2,7 +2,9 @@
 import os
 import select
 import time
+from datetime import datetime
 from functools import lru_cache
+from zoneinfo import ZoneInfo
 
 import psycopg2
 from sqlalchemy import create_engine, event, exc
@@ -17,6 +19,11 @@ DEFAULT_TIMEZONE = "America/New_York"
 
 def city_timezone():
     return os.environ.get("PIN311_TIMEZONE", "").strip() or DEFAULT_TIMEZONE
+
+
+def city_today():
+    """Today's date in the city (a server in UTC is already in tomorrow on a Boston evening)."""
+    return datetime.now(ZoneInfo(city_timezone())).date()
 
 
 @lru_cache(maxsize=8)

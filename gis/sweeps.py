@@ -7,12 +7,11 @@ reassigns each request through gis.lifecycle.apply, so each gets its `reassigned
 """
 import json
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
 
 from gis import lifecycle
-from gis.db import city_timezone
+from gis.db import city_today
 from gis.errors import InvalidInput, NotFound
 
 MAX_VERTICES = 2000
@@ -88,7 +87,7 @@ def _target(raw):
         day = datetime.strptime(str(raw or "").strip(), "%Y-%m-%d").date()
     except ValueError:
         raise InvalidInput("target date must be a date like 2026-12-01", field="target_date") from None
-    if day < datetime.now(ZoneInfo(city_timezone())).date():       # the city's today, not the server's
+    if day < city_today():                                     # the city's today, not the server's
         raise InvalidInput("the target date is in the past", field="target_date")
     return day
 

@@ -2,13 +2,14 @@
 import csv
 import io
 import re
+from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 from sqlalchemy import text
 
 from gis import analytics
-from gis.db import city_timezone
+from gis.db import city_timezone, city_today
 from gis.analytics import Filters, parse_filters
 from tests.conftest import login
 
@@ -118,6 +119,42 @@ def test_bad_filters_are_typed_errors(args, field):
     with pytest.raises(analytics.InvalidInput) as err:
         parse_filters(args)
     assert err.value.field == field
+
+
+@pytest.mark.parametrize("period, first", [("today", "2026-11-29"), ("this_week", "2026-11-23"),
+                                           ("last_7_days", "2026-11-23"), ("this_month", "2026-11-01"),
+                                           ("year_to_date", "2026-01-01")])
+def test_named_periods_end_today_and_weeks_start_on_monday(period, first):
+    sunday = date(2026, 11, 29)
+    f = parse_filters({"period": period}, today=sunday)
+    assert (str(f.start), str(f.end)) == (first, "2026-11-30")          # end is exclusive
+    dates = parse_filters({"period": period, "start": "2015-01-01", "end": "2015-12-31"}, today=sunday)
+    assert (str(dates.start), str(dates.end)) == ("2015-01-01", "2016-01-01")  # explicit dates win
+    with pytest.raises(analytics.InvalidInput) as err:
+        parse_filters({"period": "fortnight"}, today=sunday)
+    assert err.value.field == "period"
+
+
+def test_this_week_on_the_page_is_the_citys_week_with_its_requests(client, staff, conn):
+    # "Requests by police district this week" (scenario 10): a request made now is in it, counted in
+    # its police district, and the page says which days it shows.
+    from gis import intake
+    ticket = intake.submit_request(conn, intake.NewRequest(
+        service_code="animal-generic", lat=42.3345, lon=-71.0398, attributes={"animal_type": "dog"},
+        channel="api", actor="test"))
+    conn.commit()
+    monday = city_today() - timedelta(days=city_today().weekday())
+    login(client, staff["analyst"])
+    html = client.get("/dashboards/?period=this_week&layer=police_districts").get_data(as_text=True)
+    assert f"from {monday.strftime('%a %d %b %Y')} to {city_today().strftime('%a %d %b %Y')}" in html
+    assert 'href="/dashboards/?layer=police_districts&amp;period=this_week" aria-current="true"' in html
+    assert '<input type="hidden" name="period" value="this_week">' in html     # "Apply" keeps the period
+    rows = list(csv.DictReader(io.StringIO(client.get(
+        "/dashboards/data/districts.csv?period=this_week&layer=police_districts").get_data(as_text=True))))
+    want = dict(_sql(conn, "SELECT districts->'police_districts'->>'code', count(*) FROM service_requests "
+                           "WHERE requested_at >= CAST(:m AS date) GROUP BY 1", m=monday))
+    assert {r["code"]: int(r["requests"]) for r in rows if int(r["requests"])} == want
+    assert want.get("C6", 0) >= 1 and ticket["districts"]["police_districts"]["code"] == "C6"
 
 
 @pytest.mark.parametrize("role, status", [("analyst", 200), ("supervisor", 200), ("admin", 200),

@@ -1,5 +1,6 @@
 """Thin routes for the analyst dashboard: parse → app/dashboards/service.py (→ gis.analytics) → render."""
 import json
+from datetime import timedelta
 from urllib.parse import urlencode
 
 from flask import Response, current_app, render_template, request, url_for
@@ -17,21 +18,26 @@ ANALYSTS = ("analyst", "supervisor")
 @roles_required(*ANALYSTS)
 def index():
     conn = db.connection()
-    error, summary = None, {}
+    error, summary, shown = None, {}, None
     try:
         f, interval, layer, cell = service.options(request.args)
         analytics.check_layer(conn, layer)
         summary = {"districts": analytics.by_district(conn, f, layer),
                    "top": analytics.top_categories(conn, f, "neighborhoods"),
                    "crews": analytics.crew_workload(conn, f)[:20]}
+        shown = (f.start, f.end - timedelta(days=1) if f.end else None)
     except Pin311Error as exc:
         error = exc.message
     qs = urlencode({k: v for k, v in request.args.items() if v})
+    # One link per named period, keeping the other filters (the dates are the period's, in the city).
+    kept = {k: v for k, v in request.args.items() if v and k not in ("start", "end", "period")}
+    periods = [(key, label, urlencode({**kept, "period": key})) for key, label in analytics.PERIODS.items()]
     settings = {"basemap": current_app.config.get("BASEMAP_URL") or None, "query": qs,
                 "layer": request.args.get("layer") or "wards"}
     return render_template("dashboards/index.html", error=error, summary=summary, qs=qs, args=request.args,
+                           periods=periods, shown=shown,
                            layers=analytics.district_layers(conn), categories=analytics.categories(conn),
-                           settings=settings, datasets=service.DATASETS)
+                           settings=settings, datasets=service.DATASETS, timezone=current_app.config["TIMEZONE"])
 
 
 def _fail(exc):
