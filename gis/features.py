@@ -5,7 +5,7 @@ every map layer, queried with SQLAlchemy Core (bound parameters, fields from a w
 """
 import json
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, timezone
 
 from sqlalchemy import BigInteger, Integer, Text, and_, column, func, literal, select, table, text
 
@@ -115,22 +115,32 @@ def typed(coll, name, raw):
                 raise ValueError
             return str(raw).lower() in ("true", "1")
         if kind == "date":
-            return parse_instant(raw)
+            instant = parse_instant(raw)
+            return utc_midnight(instant) if type(instant) is date else instant
     except (TypeError, ValueError, OverflowError):
         raise InvalidInput(f"{name}: {str(raw)[:40]!r} is not a valid {kind}", field=name) from None
     return str(raw)
 
 
 def parse_instant(raw):
+    """An Esri or OGC date value: an aware datetime, or a date. A value without a zone is UTC, whatever
+    the session's (the city's) zone: the ArcGIS REST API reads it so when a service declares no time
+    reference, and our layers publish instants in UTC (epoch milliseconds, RFC 3339 with Z)."""
     if isinstance(raw, (int, float)):          # Esri: epoch milliseconds
-        from datetime import timezone
         return datetime.fromtimestamp(raw / 1000, tz=timezone.utc)
     value = str(raw).strip().replace("Z", "+00:00")
-    return datetime.fromisoformat(value) if "T" in value or " " in value else date.fromisoformat(value)
+    if "T" in value or " " in value:
+        instant = datetime.fromisoformat(value)
+        return instant if instant.tzinfo else instant.replace(tzinfo=timezone.utc)
+    return date.fromisoformat(value)
+
+
+def utc_midnight(day):
+    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
 
 
 def datetime_condition(coll, raw):
-    """OGC `datetime`: an instant or an interval a/b with open ends (.. or empty)."""
+    """OGC `datetime`: an instant or an interval a/b with open ends (.. or empty); a date is a UTC day."""
     if not raw:
         return None
     if coll.datetime_field is None:
@@ -141,17 +151,19 @@ def datetime_condition(coll, raw):
             start, end = (p.strip() for p in raw.split("/", 1))
             conds = []
             if start not in ("", ".."):
-                conds.append(col >= parse_instant(start))
+                instant = parse_instant(start)
+                conds.append(col >= (utc_midnight(instant) if type(instant) is date else instant))
             if end not in ("", ".."):
                 instant = parse_instant(end)
-                conds.append(col < func.date(instant) + 1 if type(instant) is date else col <= instant)
+                conds.append(col < utc_midnight(instant + timedelta(days=1)) if type(instant) is date
+                             else col <= instant)
             return and_(*conds) if conds else None
         instant = parse_instant(raw)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise InvalidInput("datetime must be an RFC 3339 instant or interval (a/b, ../b, a/..)",
                            field="datetime") from None
     if type(instant) is date:
-        return func.date(col) == instant
+        return and_(col >= utc_midnight(instant), col < utc_midnight(instant + timedelta(days=1)))
     return col == instant
 
 

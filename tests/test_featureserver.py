@@ -52,7 +52,7 @@ def test_service_and_layer_json(client):
     ("UPPER(address) LIKE '%WASHINGTON%'", "upper(address) LIKE '%WASHINGTON%'"),
     ("closed_at IS NULL", "closed_at IS NULL"),
     ("closed_at IS NOT NULL AND requested_at >= DATE '2016-01-01'",
-     "closed_at IS NOT NULL AND requested_at >= '2016-01-01'"),
+     "closed_at IS NOT NULL AND requested_at >= '2016-01-01 00:00+00'"),   # Esri dates are UTC
     ("objectid BETWEEN 10 AND 200", "objectid BETWEEN 10 AND 200"),
     ("coarsened = 1", "coarsened"),
     ("service_code = 'x'' OR ''1''=''1'", "false"),
@@ -206,3 +206,22 @@ def test_arcgis_feature_layer_counts_equal_the_database(https_server, conn):
         assert value not in blob
     wards = FeatureLayer(f"{https_server}/arcgis/rest/services/wards/FeatureServer/0", gis=gis)
     assert len(wards.query(where="1=1").features) == 22
+
+
+def test_dates_without_a_zone_are_utc_as_arcgis_and_ogc_clients_mean_them(client, conn):
+    # The database session runs in the city's zone (Boston); an ArcGIS client's DATE '…' or TIMESTAMP '…'
+    # and an OGC date are UTC. A day whose first hours (UTC) hold requests tells the two apart.
+    day = conn.scalar(text("""
+        SELECT (requested_at AT TIME ZONE 'UTC')::date FROM public_requests
+         WHERE extract(hour FROM requested_at AT TIME ZONE 'UTC') < 4 ORDER BY requested_at LIMIT 1"""))
+    assert day is not None, "the demo city has requests in the small hours (UTC)"
+    utc = _count(conn, "requested_at >= CAST(:d AS timestamp) AT TIME ZONE 'UTC'", d=day)
+    assert utc != _count(conn, "requested_at >= CAST(:d AS date)", d=day)     # the city's midnight differs
+    assert _q(client, where=f"requested_at >= DATE '{day}'", returnCountOnly="true")["count"] == utc
+    assert _q(client, where=f"requested_at >= TIMESTAMP '{day} 00:00:00'", returnCountOnly="true")["count"] == utc
+    ogc = client.get(f"/ogc/collections/requests/items?datetime={day}/..&limit=1").get_json()
+    assert ogc["numberMatched"] == utc
+    one_day = client.get(f"/ogc/collections/requests/items?datetime={day}&limit=1").get_json()
+    assert one_day["numberMatched"] == _count(
+        conn, "requested_at >= CAST(:d AS timestamp) AT TIME ZONE 'UTC' AND "
+              "requested_at < (CAST(:d AS timestamp) + interval '1 day') AT TIME ZONE 'UTC'", d=day)
