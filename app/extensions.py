@@ -23,8 +23,7 @@ class Database:
 
     def init_app(self, app):
         app.extensions["pin311.engine"] = engine_for(
-            app.config["DATABASE_URL"], app.config["STATEMENT_TIMEOUT_MS"], app.config["DB_POOL_SIZE"],
-            app.config["TIMEZONE"])
+            app.config["DATABASE_URL"], app.config["STATEMENT_TIMEOUT_MS"], app.config["DB_POOL_SIZE"])
         app.teardown_appcontext(self._close)
 
     @property
