@@ -115,8 +115,7 @@ def typed(coll, name, raw):
                 raise ValueError
             return str(raw).lower() in ("true", "1")
         if kind == "date":
-            instant = parse_instant(raw)
-            return utc_midnight(instant) if type(instant) is date else instant
+            return day_start(parse_instant(raw))
     except (TypeError, ValueError, OverflowError):
         raise InvalidInput(f"{name}: {str(raw)[:40]!r} is not a valid {kind}", field=name) from None
     return str(raw)
@@ -135,8 +134,11 @@ def parse_instant(raw):
     return date.fromisoformat(value)
 
 
-def utc_midnight(day):
-    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+def day_start(value):
+    """A date as the instant its UTC day starts; an instant as itself."""
+    if type(value) is not date:
+        return value
+    return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
 
 
 def datetime_condition(coll, raw):
@@ -151,11 +153,10 @@ def datetime_condition(coll, raw):
             start, end = (p.strip() for p in raw.split("/", 1))
             conds = []
             if start not in ("", ".."):
-                instant = parse_instant(start)
-                conds.append(col >= (utc_midnight(instant) if type(instant) is date else instant))
+                conds.append(col >= day_start(parse_instant(start)))
             if end not in ("", ".."):
                 instant = parse_instant(end)
-                conds.append(col < utc_midnight(instant + timedelta(days=1)) if type(instant) is date
+                conds.append(col < day_start(instant + timedelta(days=1)) if type(instant) is date
                              else col <= instant)
             return and_(*conds) if conds else None
         instant = parse_instant(raw)
@@ -163,7 +164,7 @@ def datetime_condition(coll, raw):
         raise InvalidInput("datetime must be an RFC 3339 instant or interval (a/b, ../b, a/..)",
                            field="datetime") from None
     if type(instant) is date:
-        return and_(col >= utc_midnight(instant), col < utc_midnight(instant + timedelta(days=1)))
+        return and_(col >= day_start(instant), col < day_start(instant + timedelta(days=1)))
     return col == instant
 
 
