@@ -25,6 +25,9 @@ ON CONFLICT (key) DO UPDATE
    SET hits = CASE WHEN r.expires_at <= now() THEN excluded.hits ELSE r.hits + excluded.hits END,
        expires_at = CASE WHEN r.expires_at <= now() THEN excluded.expires_at ELSE r.expires_at END
 RETURNING hits""")
+_GET = text("SELECT hits FROM rate_limits WHERE key = :key AND expires_at > now()")
+_EXPIRY = text("SELECT extract(epoch FROM expires_at) FROM rate_limits WHERE key = :key AND expires_at > now()")
+_SWEEP = text("DELETE FROM rate_limits WHERE expires_at < now() - interval '1 hour'")
 _SWEEP_EVERY = 1000          # hits between deletions of windows long over (keys never seen again)
 
 
@@ -46,30 +49,29 @@ class PostgresStorage(Storage):
 
     def _run(self, sql, **params):
         with self._engine.connect() as conn:
-            result = conn.execute(text(sql) if isinstance(sql, str) else sql, params)
+            result = conn.execute(sql, params)
             return result.scalar() if result.returns_rows else None
 
     def incr(self, key, expiry, amount=1):
         if next(self._hits) % _SWEEP_EVERY == 0:
-            self._run("DELETE FROM rate_limits WHERE expires_at < now() - interval '1 hour'")
+            self._run(_SWEEP)
         return self._run(_INCR, key=key, amount=amount, expiry=float(expiry))
 
     def get(self, key):
-        return self._run("SELECT hits FROM rate_limits WHERE key = :key AND expires_at > now()", key=key) or 0
+        return self._run(_GET, key=key) or 0
 
     def get_expiry(self, key):
-        at = self._run("SELECT extract(epoch FROM expires_at) FROM rate_limits WHERE key = :key AND "
-                       "expires_at > now()", key=key)
+        at = self._run(_EXPIRY, key=key)
         return float(at) if at is not None else time.time()
 
     def check(self):
         try:
-            return self._run("SELECT true") is True
+            return self._run(text("SELECT true")) is True
         except DBAPIError:
             return False
 
     def reset(self):
-        return self._run("WITH gone AS (DELETE FROM rate_limits RETURNING 1) SELECT count(*) FROM gone")
+        return self._run(text("WITH gone AS (DELETE FROM rate_limits RETURNING 1) SELECT count(*) FROM gone"))
 
     def clear(self, key):
-        self._run("DELETE FROM rate_limits WHERE key = :key", key=key)
+        self._run(text("DELETE FROM rate_limits WHERE key = :key"), key=key)
