@@ -116,8 +116,7 @@ def apply(conn, ref, action, actor, *, public_note=None, internal_note=None, med
         elif action == "reassign":
             data = _reassign(conn, row, crew_code, service_code)
             if due_by is not None:
-                # end of that day in the session's time zone (the city's, gis.db), as a person reading "by 3 Dec"
-                # means it
+                # end of that day in the city's time zone (the session's, gis.db): what "by 3 Dec" means
                 conn.execute(text("UPDATE service_requests "
                                   "SET expected_at = CAST(:d AS date) + 1 - interval '1 second' "
                                   "WHERE id = :id"), {"d": due_by, "id": row.id})
