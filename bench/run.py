@@ -24,6 +24,7 @@ BENCHES = (
     ("bench_locate.py", ["--n", "3000"], ["--n", "1000"]),
     ("bench_locate_http.py", ["--n", "1000"], ["--n", "300"]),
     ("bench_batch.py", ["--points", "1000000", "--addresses", "20000"], ["--points", "200000", "--addresses", "3000"]),
+    ("bench_bulk_cost.py", [], []),
     # Other issues' benchmarks build scratch databases of their own (millions of rows).
     ("bench_tiles.py", [], ["--requests", "100000", "--seconds", "3", "--rounds", "1"]),
     ("bench_knn.py", [], ["--rows", "500000", "--n", "300"]),
