@@ -135,18 +135,33 @@ def _clean_contact(contact):
     if clean["email"] and not _EMAIL.match(clean["email"]):
         raise InvalidInput("email is not an e-mail address", field="email")
     if clean["phone"]:
-        if not _PHONE.match(clean["phone"]):
-            raise InvalidInput("phone is not a phone number", field="phone")
-        clean["phone"] = normalize_phone(clean["phone"])
+        number = normalize_phone(clean["phone"]) if _PHONE.match(clean["phone"]) else None
+        if number is None:
+            raise InvalidInput("phone is not a phone number a text can reach: give the area code "
+                               "(e.g. 617 555 0142) or, outside North America, + and the country code",
+                               field="phone")
+        clean["phone"] = number
     return clean
 
 
+# What carriers put in From for a withheld number (Twilio's placeholders): no number at all.
+WITHHELD = {"+266696687", "+7378742833", "+2562533", "+8656696", "+86282452253"}
+
+
 def normalize_phone(phone):
-    """E.164-ish: digits with a leading +; a 10-digit North American number gets +1."""
-    digits = re.sub(r"\D", "", phone or "")
-    if len(digits) == 10:
+    """E.164 ('+16175550142'), or None when it is not a number a text can reach.
+
+    Ten digits are a North American number (+1 added); eleven starting with 1 are one too; any other
+    length needs its country code written with '+' (8 to 15 digits, E.164). A seven-digit local number
+    is refused: it became '+5550142', which no carrier delivers and no caller lookup finds."""
+    raw = str(phone or "").strip()
+    digits = re.sub(r"\D", "", raw)
+    if len(digits) == 10 and not raw.startswith("+"):
         digits = "1" + digits
-    return "+" + digits if digits else None
+    elif not (raw.startswith("+") and 8 <= len(digits) <= 15) and not (len(digits) == 11 and digits[0] == "1"):
+        return None
+    number = "+" + digits
+    return None if number in WITHHELD else number
 
 
 def place(conn, req):

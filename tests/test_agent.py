@@ -67,6 +67,8 @@ def test_screen_pop_page_renders_history_and_survives_a_bad_number(client, staff
         page = client.get(f"/agent/call?from={raw}").get_data(as_text=True)
         found = re.search(r'<script type="application/json" id="call-data">(.*?)</script>', page, re.S)
         assert json.loads(found.group(1))["phone"] == "+16175550142"
+    withheld = client.get("/agent/call?from=%2B266696687").get_data(as_text=True)   # Twilio's "anonymous"
+    assert "number is withheld" in withheld and 'id="call-data">null<' in withheld
     bad = client.get("/agent/call?from=%27%3Cscript%3E")
     assert bad.status_code == 200 and "phone number" in bad.get_data(as_text=True)
     assert "<script>" not in bad.get_data(as_text=True).split("<main")[1].split("</main>")[0]
@@ -138,6 +140,12 @@ def test_recent_work_agent_sees_own_supervisor_sees_all(app, staff, conn):
     everyone = [t["public_id"] for t in supervisor.get("/agent/recent").get_json()["tickets"]]
     assert number in own and other["public_id"] not in own
     assert number in everyone and other["public_id"] in everyone
+    # a second caller attached to the same ticket: still one line for it, saying what happened last
+    attached = agent.post(f"/agent/requests/{number}/callers", json={"contact": {"phone": "617 555 0178"}},
+                          headers=token)
+    assert attached.status_code == 200, attached.get_json()
+    lines = [t for t in agent.get("/agent/recent").get_json()["tickets"] if t["public_id"] == number]
+    assert len(lines) == 1 and lines[0]["kind"] == "caller_attached"
 
 
 def _read_events(response, out, stop):

@@ -207,3 +207,17 @@ def test_coordinates_alone_get_the_gazetteer_address_at_the_spot_and_none_away_f
          WHERE NOT EXISTS (SELECT 1 FROM address_points a WHERE ST_DWithin(a.geom::geography, p.geom::geography, 100))
          LIMIT 1""")).one()
     assert _submit(conn, lat=lonely.lat, lon=lonely.lon)["address"] is None
+
+
+@pytest.mark.parametrize("raw, stored", [
+    ("617-555-0142", "+16175550142"), ("(617) 555 0142", "+16175550142"), ("1 617 555 0142", "+16175550142"),
+    ("+1 617 555 0142", "+16175550142"), ("+44 20 7946 0958", "+442079460958"),
+    ("555-0142", None), ("+5550142", None), ("12345678", None), ("+266696687", None)])
+def test_phone_numbers_are_stored_as_a_text_can_reach_them_or_refused(conn, raw, stored):
+    """A seven-digit local number used to be stored as '+5550142': no carrier delivers it, no lookup finds it."""
+    if stored is None:
+        with pytest.raises(InvalidInput, match="area code"):
+            _submit(conn, contact={"phone": raw})
+        return
+    ticket = _submit(conn, contact={"phone": raw})
+    assert conn.scalar(text("SELECT phone FROM contacts WHERE request_id = :id"), {"id": ticket["id"]}) == stored

@@ -8,7 +8,7 @@ from math import isfinite
 from sqlalchemy import text
 
 from gis.errors import InvalidInput
-from gis.intake import normalize_phone
+from gis.intake import WITHHELD, normalize_phone
 
 HISTORY_LIMIT = 20
 DISTRICT_LAYERS = ("wards", "precincts", "neighborhoods", "police_districts")
@@ -61,23 +61,30 @@ SELECT pt.i, d.name
      ORDER BY d.code LIMIT 1) d ON true
  ORDER BY pt.i""")
 
+# One line per ticket (a ticket created and then joined by two more callers is one line), at its latest
+# event of the kinds and actors asked for.
 _RECENT_WORK = text("""
-SELECT r.public_id, sv.name AS service_name, r.status, r.address, r.requested_at, e.actor,
-       c.name AS crew_name, ST_Y(r.geom) AS lat, ST_X(r.geom) AS lon
-  FROM request_events e
-  JOIN service_requests r ON r.id = e.request_id
-  JOIN services sv ON sv.code = r.service_code
-  LEFT JOIN crews c ON c.id = r.crew_id
- WHERE e.kind IN ('created', 'caller_attached')
-   AND CASE WHEN CAST(:actor AS text) IS NULL
-            THEN split_part(e.actor, ':', 1) IN ('agent', 'supervisor', 'admin')
-            ELSE e.actor = CAST(:actor AS text) END
- ORDER BY e.at DESC, e.id DESC LIMIT :limit""")
+SELECT * FROM (
+  SELECT DISTINCT ON (r.id) r.public_id, sv.name AS service_name, r.status, r.address, r.requested_at, e.actor,
+         e.kind, e.at, c.name AS crew_name, ST_Y(r.geom) AS lat, ST_X(r.geom) AS lon
+    FROM request_events e
+    JOIN service_requests r ON r.id = e.request_id
+    JOIN services sv ON sv.code = r.service_code
+    LEFT JOIN crews c ON c.id = r.crew_id
+   WHERE e.kind IN ('created', 'caller_attached')
+     AND CASE WHEN CAST(:actor AS text) IS NULL
+              THEN split_part(e.actor, ':', 1) IN ('agent', 'supervisor', 'admin')
+              ELSE e.actor = CAST(:actor AS text) END
+   ORDER BY r.id, e.at DESC, e.id DESC) latest
+ ORDER BY at DESC LIMIT :limit""")
 
 
 def _phone(raw):
     phone = normalize_phone(str(raw or "")[:40])
-    if not phone or not 8 <= len(phone) <= 16:
+    if not phone and str(raw or "").strip().lower() in (*WITHHELD, "anonymous", "restricted", "private"):
+        raise InvalidInput("the caller's number is withheld: ask for a phone number to text updates to",
+                           field="phone")
+    if not phone:
         raise InvalidInput("give the caller's phone number (e.g. +1 617 555 0142)", field="phone")
     return phone
 
@@ -139,4 +146,4 @@ def recent_work(conn, user, limit=15):
     """Tickets created or joined by agents, newest first: an agent's own; a supervisor sees every agent's."""
     actor = None if user.role in ("supervisor", "admin") else f"{user.role}:{user.username}"
     rows = conn.execute(_RECENT_WORK, {"actor": actor, "limit": limit})
-    return [{**dict(r._mapping), "requested_at": _iso(r.requested_at)} for r in rows]
+    return [{**dict(r._mapping), "requested_at": _iso(r.requested_at), "at": _iso(r.at)} for r in rows]

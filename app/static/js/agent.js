@@ -295,7 +295,8 @@ async function loadRecent() {
     $("recent-list").replaceChildren(...tickets.map((t) => el("li", {},
       el("button", { type: "button", class: `ticket-line ${t.status}`, onclick: () => mapView.flyTo(t.lat, t.lon) },
         el("strong", {}, `#${t.public_id}`), ` ${t.service_name} · `, el("span", { class: "status" }, t.status.replace("_", " ")),
-        el("span", { class: "muted" }, ` · ${t.crew_name || "unrouted"} · ${settings.role !== "agent" ? t.actor + " · " : ""}${formatDate(t.requested_at)}`)))));
+        el("span", { class: "muted" }, ` · ${t.kind === "caller_attached" ? "caller attached" : "created"}`
+          + ` · ${t.crew_name || "unrouted"} · ${settings.role !== "agent" ? t.actor + " · " : ""}${formatDate(t.at)}`)))));
   } catch { /* shown again on the next ticket */ }
 }
 
