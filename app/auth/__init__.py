@@ -1,5 +1,7 @@
 """Sign-in for staff (agent, supervisor, crew, analyst, admin) with Flask-Login; roles guard each side."""
+import re
 from functools import wraps
+from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
@@ -36,8 +38,17 @@ def roles_required(*roles):
     return decorator
 
 
+# Browsers (and Werkzeug's Location header) drop tabs and newlines and read a backslash as a slash, so
+# "/\t/evil.example" or "/\\evil.example" would leave the site; a real return path never holds them.
+_NOT_IN_A_PATH = re.compile(r"[\x00-\x1f\x7f\\]")
+
+
 def _safe_next(target):
-    return target if target and target.startswith("/") and not target.startswith("//") else None
+    """`target` when it is a path on this site ("/agent/?q=1"), otherwise None."""
+    if not target or _NOT_IN_A_PATH.search(target) or not target.startswith("/") or target.startswith("//"):
+        return None
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc else None
 
 
 @bp.route("/login", methods=["GET", "POST"])
