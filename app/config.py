@@ -73,6 +73,13 @@ def _limit(name, default):
     return value
 
 
+def _proxy_hops():
+    hops = _int("PIN311_PROXY_HOPS", 0)
+    if hops < 0:
+        raise ConfigError(f"PIN311_PROXY_HOPS must be 0 (no proxy) or the number of proxies in front, got {hops}")
+    return hops
+
+
 def _timezone():
     try:
         return city_timezone()
@@ -95,6 +102,8 @@ class Config:
         self.OPEN311_POST_LIMIT = _limit("PIN311_OPEN311_POST_LIMIT", "120 per minute")      # per API key
         self.OPEN311_POST_IP_LIMIT = _limit("PIN311_OPEN311_POST_IP_LIMIT", "600 per minute")  # per address
         self.PUBLIC_REPORT_LIMIT = _limit("PIN311_PUBLIC_REPORT_LIMIT", "5 per minute;30 per hour")
+        # Proxies in front that we trust to set X-Forwarded-For/-Proto; 0 = clients connect directly.
+        self.PROXY_HOPS = _proxy_hops()
         self.BASEMAP_URL = os.environ.get("PIN311_BASEMAP_URL", "")
         self.DUPLICATE_RADIUS_M = _int("PIN311_DUPLICATE_RADIUS_M", 150)
         self.MAX_CONTENT_LENGTH = _int("PIN311_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)

@@ -1,4 +1,5 @@
-"""Security headers on every response, and the checks that keep the session cookie honest.
+"""Security headers on every response, the checks that keep the session cookie honest, and which proxies'
+word on the client's address is taken.
 
 CSP: scripts only from our own origin (every page loads static JS files; JSON settings ride in
 `<script type="application/json">` blocks, which browsers never execute). MapLibre's standard build starts
@@ -9,6 +10,7 @@ from urllib.parse import urlsplit
 
 from flask import request
 from flask.sessions import SecureCookieSessionInterface
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 STAFF_PREFIXES = ("/agent", "/crew", "/admin", "/dashboards", "/api/", "/login")
 
@@ -49,8 +51,18 @@ class CookieSession(SecureCookieSessionInterface):
         return super().open_session(app, request)
 
 
+def trust_proxies(app, hops):
+    """Behind `hops` proxies, the client is the address the outermost of them saw (X-Forwarded-For), not
+    the proxy's: rate limits and the contact audit key on request.remote_addr. Only that many entries
+    are believed, so a client cannot pick its own address by sending the header itself. X-Forwarded-Host
+    is not trusted (proxies usually pass Host through and leave that header to the client)."""
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
+
+
 def init_app(app):
     app.session_interface = CookieSession()
+    trust_proxies(app, app.config.get("PROXY_HOPS", 0))
     csp = content_security_policy(app.config.get("BASEMAP_URL", ""))
     production = app.config.get("ENV") == "production"
     if production:

@@ -4,7 +4,9 @@ import re
 from urllib.parse import quote, urlsplit
 
 import pytest
+from flask import request
 
+from app.config import Config, ConfigError
 from tests.conftest import STAFF_PASSWORD
 
 
@@ -46,3 +48,41 @@ def test_sign_in_tab_trick_from_the_qa_report(app, staff):
 def test_sign_in_returns_to_a_path_on_this_site(app, staff, target):
     r = _sign_in(app.test_client(), staff["admin"], query="?next=" + quote(target, safe=""))
     assert r.headers["Location"] == target
+
+
+def _app_showing_the_client_address(make, hops):
+    made = make(PROXY_HOPS=hops)
+    made.add_url_rule("/test-client-address", "test_client_address", lambda: request.remote_addr)
+    return made.test_client()
+
+
+@pytest.mark.parametrize("hops, seen", [(1, "203.0.113.7"), (0, "127.0.0.1")])
+def test_client_address_comes_from_the_trusted_proxy_only(rate_limited, hops, seen):
+    client = _app_showing_the_client_address(rate_limited, hops)
+    assert client.get("/test-client-address", headers={"X-Forwarded-For": "203.0.113.7"}).text == seen
+    # a client's own X-Forwarded-For entry comes first; the proxy appends what it saw, and only that counts
+    spoofed = client.get("/test-client-address", headers={"X-Forwarded-For": "10.9.9.9, 203.0.113.7"})
+    assert spoofed.text == seen
+    assert client.get("/test-client-address").text == "127.0.0.1"
+
+
+def _refused_sign_in(client, address):
+    # An over-long password fails the form before any hash is computed, yet counts against the limit.
+    return _sign_in(client, "nobody-at-all", "x" * 201, **{"X-Forwarded-For": address}).status_code
+
+
+@pytest.mark.parametrize("hops, other_address_code", [(1, 401), (0, 429)])
+def test_sign_in_limit_counts_per_client_behind_the_proxy(rate_limited, hops, other_address_code):
+    client = rate_limited(PROXY_HOPS=hops).test_client()
+    codes = [_refused_sign_in(client, "203.0.113.7") for _ in range(21)]
+    assert codes == [401] * 20 + [429]
+    assert _refused_sign_in(client, "198.51.100.4") == other_address_code
+
+
+@pytest.mark.parametrize("raw", ["-1", "two"])
+def test_proxy_hops_must_be_a_count(monkeypatch, raw):
+    monkeypatch.setenv("PIN311_PROXY_HOPS", raw)
+    with pytest.raises(ConfigError, match="PIN311_PROXY_HOPS"):
+        Config()
+    monkeypatch.delenv("PIN311_PROXY_HOPS")
+    assert Config().PROXY_HOPS == 0
