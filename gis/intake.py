@@ -59,19 +59,19 @@ decision AS (
     FROM loc CROSS JOIN s {RULE_LATERAL.format(svc_code="s.code")}
 ),
 ins AS (
-  INSERT INTO service_requests (service_code, status, description, attributes, geom, address, address_id,
-                                parcel_id, districts, crew_id, routed_by, channel, media_url, expected_at,
-                                idempotency_key)
+  INSERT INTO service_requests (service_code, status, description, attributes, geom, address, address_note,
+                                address_id, parcel_id, districts, crew_id, routed_by, channel, media_url,
+                                expected_at, idempotency_key)
   SELECT d.code, 'open', :description, CAST(:attributes AS jsonb), d.g, coalesce(:address, (
            -- given only coordinates: the gazetteer address at the spot, if one is within 30 m
            SELECT n.address FROM (SELECT a.address, a.geom FROM address_points a ORDER BY a.geom <-> d.g LIMIT 1) n
-            WHERE ST_DWithin(n.geom::geography, d.g::geography, 30))), :address_id,
+            WHERE ST_DWithin(n.geom::geography, d.g::geography, 30))), :address_note, :address_id,
          d.parcel ->> 'parcel_id', d.districts, d.crew_id, d.routed_by, :channel, :media_url,
          CASE WHEN :has_sla THEN d.expected_at END, :idempotency_key
     FROM decision d WHERE d.inside
   ON CONFLICT (idempotency_key) DO NOTHING
   RETURNING id, public_id, service_code, status, description, ST_Y(geom) AS lat, ST_X(geom) AS lon, address,
-            parcel_id, districts, routed_by, requested_at, updated_at, expected_at, closed_at, channel,
+            address_note, parcel_id, districts, routed_by, requested_at, updated_at, expected_at, closed_at, channel,
             duplicate_of, crew_id
 ),
 ev AS (
@@ -95,18 +95,18 @@ SELECT (SELECT inside FROM loc) AS inside, (SELECT count(*) FROM s) AS service_f
   FROM (SELECT 1) one LEFT JOIN ins ON true LEFT JOIN crews c ON c.id = ins.crew_id""")
 _INSERT_STMT = prepared.Statement("pin311_intake", _INSERT.text, {
     "lat": "float8", "lon": "float8", "service": "text", "description": "text", "attributes": "text",
-    "address": "text", "address_id": "int8", "channel": "text", "media_url": "text", "idempotency_key": "text",
+    "address": "text", "address_note": "text", "address_id": "int8", "channel": "text", "media_url": "text", "idempotency_key": "text",
     "has_sla": "bool", "actor": "text", "has_contact": "bool", "notify": "bool", "first_name": "text",
     "last_name": "text", "phone": "text", "email": "text", "device_id": "text", "account_id": "text"})
 
 # The ticket's fields, in the order find_ticket gives them; the intake statement returns the same.
 TICKET_FIELDS = ("id", "public_id", "service_code", "service_name", "status", "description", "lat", "lon",
-                 "address", "parcel_id", "districts", "routed_by", "requested_at", "updated_at", "expected_at",
+                 "address", "address_note", "parcel_id", "districts", "routed_by", "requested_at", "updated_at", "expected_at",
                  "closed_at", "channel", "duplicate_of")
 
 _TICKET = text("""
 SELECT r.id, r.public_id, r.service_code, sv.name AS service_name, r.status, r.description,
-       ST_Y(r.geom) AS lat, ST_X(r.geom) AS lon, r.address, r.parcel_id, r.districts, r.routed_by,
+       ST_Y(r.geom) AS lat, ST_X(r.geom) AS lon, r.address, r.address_note, r.parcel_id, r.districts, r.routed_by,
        r.requested_at, r.updated_at, r.expected_at, r.closed_at, r.channel, r.duplicate_of,
        c.code AS crew_code, c.name AS crew_name
   FROM service_requests r JOIN services sv ON sv.code = r.service_code LEFT JOIN crews c ON c.id = r.crew_id
@@ -165,17 +165,22 @@ def normalize_phone(phone):
 
 
 def place(conn, req):
-    """(lat, lon, address, address_id) for the request: coordinates, gazetteer id, or geocoded text."""
+    """(lat, lon, address, address_id, note) for the request: coordinates, gazetteer id, or geocoded text.
+
+    `address` is always the gazetteer's (None with coordinates: the intake statement takes the address
+    at the spot, if one is within 30 m); a text given beside coordinates is the caller's own words about
+    the place ("behind the school", "outside Jane Roe's house") and is kept as the staff-only note: it
+    is never published as the request's address."""
     if req.lat is not None or req.lon is not None:
         if req.lat is None or req.lon is None:
             raise InvalidLocation("give both lat and long", field="lat")
         lat, lon = check_point(req.lat, req.lon)
-        return lat, lon, _clip("address", req.address), req.address_id
+        return lat, lon, None, req.address_id, _clip("address", req.address)
     if req.address_id not in (None, ""):
         found = geocode.address_point(conn, req.address_id)
         if not found:
             raise InvalidLocation(f"no address with address_id {str(req.address_id)[:32]!r}", field="address_id")
-        return found.lat, found.lon, found.address, found.address_id
+        return found.lat, found.lon, found.address, found.address_id, None
     if req.address:
         query = _clip("address", req.address)
         found = geocode.geocode(conn, query, limit=5)
@@ -189,7 +194,7 @@ def place(conn, req):
         if rivals:
             raise AmbiguousAddress(f"{query!r} matches {len(rivals) + 1} places; choose one",
                                    [c.as_dict() for c in [best, *rivals]], field="address_string")
-        return best.lat, best.lon, best.address, best.address_id
+        return best.lat, best.lon, best.address, best.address_id, None
     raise InvalidLocation("a location is required: lat and long, address_string or address_id", field="lat")
 
 
@@ -213,12 +218,13 @@ def submit_request(conn, req):
         existing = find_ticket(conn, idempotency_key=key)
         if existing:
             return _repeat(conn, existing, actor)
-    lat, lon, address, address_id = place(conn, req)
+    lat, lon, address, address_id, address_note = place(conn, req)
     contact = _clean_contact(req.contact)
     has_contact = any(contact.values())
     params = {
         "lat": lat, "lon": lon, "service": service.code, "description": description,
-        "attributes": json.dumps(attributes), "address": address, "address_id": address_id,
+        "attributes": json.dumps(attributes), "address": address, "address_note": address_note,
+        "address_id": address_id,
         "channel": channel, "media_url": _clip("media_url", req.media_url), "idempotency_key": key,
         "has_sla": service.sla_hours is not None, "actor": actor,
         "has_contact": has_contact, "notify": bool(req.notify), **contact,

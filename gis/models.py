@@ -170,7 +170,8 @@ class ServiceRequest(Base):
     description: Mapped[str | None] = mapped_column(Text)
     attributes: Mapped[dict] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     geom = mapped_column(Geometry("POINT", srid=SRID, spatial_index=False), nullable=False)
-    address: Mapped[str | None] = mapped_column(Text)
+    address: Mapped[str | None] = mapped_column(Text)        # the gazetteer's (or the City record's)
+    address_note: Mapped[str | None] = mapped_column(Text)   # the caller's own words: staff only
     address_id: Mapped[int | None] = mapped_column(BigInteger)
     parcel_id: Mapped[str | None] = mapped_column(Text)
     districts: Mapped[dict] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))

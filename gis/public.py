@@ -1,8 +1,10 @@
 """THE public view of service requests: what residents, tiles, feeds and published layers may see.
 
-The view `public_requests` (migration 0003) is the one definition. It never joins contacts, carries
-no description, leaves out non-public services, and shows a sensitive service's request only snapped
-to a 250 m grid (in EPSG:3857), with a street-only address and no photo. Import `public_requests`
+The view `public_requests` (migrations 0003, 0013) is the one definition. It never joins contacts, carries
+no description and no words of the caller's (the address is the gazetteer's or a City record's; what a
+caller said of the place is service_requests.address_note, staff only), leaves out non-public services,
+and shows a sensitive service's request only snapped to a grid of 250 m on the ground, with no address
+and no photo. Import `public_requests`
 (a SQLAlchemy table clause over the view) or query the view by name; never read service_requests
 directly for a public output.
 
@@ -103,3 +105,29 @@ def near(conn, lat, lon, radius_m=400, limit=50, closed_days=30):
     rows = conn.execute(_NEAR, {"lat": lat, "lon": lon, "radius": radius_m, "limit": int(limit),
                                 "days": int(closed_days), "margin": margin})
     return [dict(r._mapping) for r in rows]
+
+
+# --- where a resident means: a typed address beside a pin -----------------------------------------------
+
+PIN_AGREES_M = 100   # a typed address this close to the pin names the same spot (a house vs. its kerb)
+
+
+def metres_between(lat1, lon1, lat2, lon2):
+    """Great-circle distance in metres (haversine); plenty for telling 100 m from a few km."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    a = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
+    return 2 * 6_371_008 * math.asin(math.sqrt(a))
+
+
+def address_beside_pin(conn, address, lat, lon):
+    """What a typed address says about a pin at (lat, lon): (agreeing, elsewhere).
+
+    Only plausible geocoder answers count (score >= gis.intake.PLACE_MIN_SCORE, the rule intake places
+    by). `agreeing` is the best one within PIN_AGREES_M of the pin, or None; `elsewhere` lists the
+    others farther away as (candidate, metres). Both empty: the words are no address we know."""
+    from gis import geocode
+    from gis.intake import PLACE_MIN_SCORE
+    found = [c for c in geocode.geocode(conn, address, limit=5) if c.score >= PLACE_MIN_SCORE]
+    apart = [(c, metres_between(lat, lon, c.lat, c.lon)) for c in found]
+    agreeing = next((c for c, m in apart if m <= PIN_AGREES_M), None)
+    return agreeing, ([] if agreeing else apart)

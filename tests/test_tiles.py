@@ -58,11 +58,15 @@ def test_a_new_request_appears_in_its_z16_tile_without_personal_data(client, con
         assert value not in blob
 
 
+# The coarsening grid's cell in EPSG:3857 units: 250 m on the ground at the city's latitude (42°, rounded).
+CELL = 250 / math.cos(math.radians(42))
+
+
 def test_a_sensitive_request_is_snapped_to_the_250_m_grid(client, conn, app):
     ticket = submit(conn, service="bed-bugs", lat=42.33461, lon=-71.03993, attributes={})
     exact = conn.execute(text("SELECT ST_X(ST_Transform(geom, 3857)), ST_Y(ST_Transform(geom, 3857)) "
                               "FROM public_requests WHERE public_id = :p"), {"p": ticket["public_id"]}).one()
-    assert abs(exact[0] / 250 - round(exact[0] / 250)) < 1e-6 and abs(exact[1] / 250 - round(exact[1] / 250)) < 1e-6
+    assert abs(exact[0] / CELL - round(exact[0] / CELL)) < 1e-6 and abs(exact[1] / CELL - round(exact[1] / CELL)) < 1e-6
     raw = conn.execute(text("SELECT ST_X(ST_Transform(geom, 3857)), ST_Y(ST_Transform(geom, 3857)) "
                             "FROM service_requests WHERE public_id = :p"), {"p": ticket["public_id"]}).one()
     assert (raw[0], raw[1]) != (exact[0], exact[1])
@@ -201,7 +205,7 @@ def test_public_point_follows_the_services_sensitive_flag(conn, engine):
         snapped = conn.execute(point, {"p": ticket["public_id"]}).one()
         conn.rollback()
         assert snapped[1] is True and snapped[0] != exact[0]
-        moved = conn.execute(text("SELECT ST_X(ST_Transform(geom, 3857)) / 250 FROM public_requests "
+        moved = conn.execute(text(f"SELECT ST_X(ST_Transform(geom, 3857)) / {CELL} FROM public_requests "
                                   "WHERE public_id = :p"),
                              {"p": ticket["public_id"]}).scalar()
         conn.rollback()
