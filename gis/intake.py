@@ -95,14 +95,15 @@ SELECT (SELECT inside FROM loc) AS inside, (SELECT count(*) FROM s) AS service_f
   FROM (SELECT 1) one LEFT JOIN ins ON true LEFT JOIN crews c ON c.id = ins.crew_id""")
 _INSERT_STMT = prepared.Statement("pin311_intake", _INSERT.text, {
     "lat": "float8", "lon": "float8", "service": "text", "description": "text", "attributes": "text",
-    "address": "text", "address_note": "text", "address_id": "int8", "channel": "text", "media_url": "text", "idempotency_key": "text",
+    "address": "text", "address_note": "text", "address_id": "int8", "channel": "text", "media_url": "text",
+    "idempotency_key": "text",
     "has_sla": "bool", "actor": "text", "has_contact": "bool", "notify": "bool", "first_name": "text",
     "last_name": "text", "phone": "text", "email": "text", "device_id": "text", "account_id": "text"})
 
 # The ticket's fields, in the order find_ticket gives them; the intake statement returns the same.
 TICKET_FIELDS = ("id", "public_id", "service_code", "service_name", "status", "description", "lat", "lon",
-                 "address", "address_note", "parcel_id", "districts", "routed_by", "requested_at", "updated_at", "expected_at",
-                 "closed_at", "channel", "duplicate_of")
+                 "address", "address_note", "parcel_id", "districts", "routed_by", "requested_at", "updated_at",
+                 "expected_at", "closed_at", "channel", "duplicate_of")
 
 _TICKET = text("""
 SELECT r.id, r.public_id, r.service_code, sv.name AS service_name, r.status, r.description,

@@ -50,10 +50,11 @@ def test_a_sensitive_request_publishes_no_address_not_even_its_street(conn):
 def test_the_coarsening_grid_is_250_m_on_the_ground(conn):
     """The grid was 250 units of EPSG:3857, ~185 m at Boston's latitude: a point moved at most 131 m. Now a
     cell is 250 m on the ground, so points near a cell's corner move up to 177 m, and no point further."""
+    points = {"lat": SOUTH_BOSTON[0], "lon": SOUTH_BOSTON[1]}
     moved = conn.execute(text("""
         SELECT ST_Distance(g::geography, pin311_public_point(g, true)::geography)
           FROM (SELECT ST_SetSRID(ST_MakePoint(:lon + (i % 40) * 0.0004, :lat + (i / 40) * 0.0003), 4326) AS g
-                  FROM generate_series(0, 799) i) pts"""), {"lat": SOUTH_BOSTON[0], "lon": SOUTH_BOSTON[1]}).scalars().all()
+                  FROM generate_series(0, 799) i) pts"""), points).scalars().all()
     conn.rollback()
     half_diagonal = 125 * math.sqrt(2)
     assert max(moved) <= half_diagonal + 1
