@@ -1,11 +1,14 @@
 """Sign-in hardening: where it sends you afterwards, whose address counts behind a proxy, what a failure
 gives away, and when a session stops being valid."""
 import re
+from datetime import datetime, timedelta, timezone
 from urllib.parse import quote, urlsplit
 
 import pytest
 from flask import request
+from sqlalchemy import text
 
+from app.auth import users
 from app.config import Config, ConfigError
 from tests.conftest import STAFF_PASSWORD
 
@@ -86,3 +89,59 @@ def test_proxy_hops_must_be_a_count(monkeypatch, raw):
         Config()
     monkeypatch.delenv("PIN311_PROXY_HOPS")
     assert Config().PROXY_HOPS == 0
+
+
+@pytest.fixture
+def account(engine):
+    """A throwaway agent account, removed afterwards."""
+    with engine.begin() as c:
+        users.create(c, "test-signin", STAFF_PASSWORD, "agent")
+    yield "test-signin"
+    with engine.begin() as c:
+        c.execute(text("DELETE FROM users WHERE username = 'test-signin'"))
+
+
+def _set(engine, username, **values):
+    with engine.begin() as c:
+        for column, value in values.items():   # column names from this file only
+            c.execute(text(f"UPDATE users SET {column} = :v WHERE username = :u"), {"v": value, "u": username})
+
+
+def _answer(app, username, password):
+    """Status and page of a refused sign-in, with the echoed name and the form's token blanked."""
+    r = _sign_in(app.test_client(), username, password)
+    return r.status_code, re.sub(r'(value|content)="[^"]*"', r'\1=""', r.get_data(as_text=True))
+
+
+def test_refusals_look_the_same_whatever_the_reason(app, engine, account, caplog):
+    caplog.set_level("WARNING", logger="app.auth.users")
+    unknown = _answer(app, "test-signin-nobody", "wrong-password-123")
+    assert unknown[0] == 401 and users.REFUSED in unknown[1]
+    assert _answer(app, account, "wrong-password-123") == unknown
+    _set(engine, account, active=False)
+    assert _answer(app, account, STAFF_PASSWORD) == unknown
+    _set(engine, account, active=True, locked_until=datetime.now(timezone.utc) + timedelta(minutes=5))
+    assert _answer(app, account, STAFF_PASSWORD) == unknown
+    reasons = [r.getMessage() for r in caplog.records]
+    assert any("no such user" in m for m in reasons) and any("account locked" in m for m in reasons)
+    assert any("account inactive" in m for m in reasons) and any("wrong password" in m for m in reasons)
+
+
+def test_every_attempt_costs_one_hash_check(engine, account, monkeypatch):
+    checks, made = [], []
+    check, generate = users.check_password_hash, users.generate_password_hash
+    monkeypatch.setattr(users, "check_password_hash", lambda h, p: checks.append(h) or check(h, p))
+    monkeypatch.setattr(users, "generate_password_hash", lambda p: made.append(p) or generate(p))
+    users._dummy_hash.cache_clear()
+    attempts = [("test-signin-nobody", "x", None), ("test-signin-nobody-2", "y", None),
+                (account, "wrong-password-123", None), (account, STAFF_PASSWORD, None),
+                (account, STAFF_PASSWORD, "active = false"),
+                (account, STAFF_PASSWORD, "active = true, locked_until = now() + interval '5 minutes'")]
+    with engine.connect() as c:                               # rolled back on close
+        for username, password, state in attempts:
+            if state:
+                c.execute(text(f"UPDATE users SET {state} WHERE username = :u"), {"u": account})
+            checks.clear()
+            users.authenticate(c, username, password)
+            assert len(checks) == 1, (username, state)
+    assert len(made) == 1     # the unknown names' hash is made once, not per attempt

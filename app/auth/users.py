@@ -1,6 +1,9 @@
 """Staff accounts: lookup, password check with lockout, creation. Passwords hashed with scrypt."""
+import logging
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from functools import cache
 
 from flask_login import UserMixin
 from sqlalchemy import text
@@ -9,6 +12,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from gis.errors import InvalidInput
 from gis.models import ROLES
 
+log = logging.getLogger(__name__)
 MAX_FAILURES = 5
 LOCKOUT = timedelta(minutes=15)
 HOME = {"agent": "agent.console", "supervisor": "agent.console", "crew": "crew.near_me",
@@ -52,27 +56,41 @@ def get(conn, user_id):
     return User(row[0], row[1], row[2], row[3], row[4], tuple(row[5])) if row else None
 
 
+# Every refusal says the same, so the answer never tells whether a name exists, is locked or is inactive.
+REFUSED = "Wrong username or password. After several failed attempts sign-in pauses for a few minutes."
+
+
+@cache
+def _dummy_hash():
+    """A hash to check unknown names against, made once: then every attempt costs exactly one hash check,
+    so neither the answer nor its time tells an unknown name from a real one."""
+    return generate_password_hash(secrets.token_hex(16))
+
+
 def authenticate(conn, username, password):
-    """(user, None) on success, (None, message) otherwise. Repeated failures lock the account."""
+    """(user, None) on success, (None, REFUSED) otherwise. Repeated failures lock the account."""
     row = conn.execute(text("SELECT id, password_hash, active, failed_logins, locked_until FROM users "
                             "WHERE username = :u FOR UPDATE"), {"u": username}).first()
-    generic = "Wrong username or password."
-    if row is None:
-        check_password_hash(generate_password_hash("x"), password)  # same cost either way
-        return None, generic
+    matches = check_password_hash(row.password_hash if row else _dummy_hash(), password)
     now = datetime.now(timezone.utc)
-    if row.locked_until and row.locked_until > now:
-        return None, "Too many failed attempts: this account is locked for a few minutes."
-    if not row.active:
-        return None, generic
-    if not check_password_hash(row.password_hash, password):
+    if row is None:
+        reason = "no such user"
+    elif row.locked_until and row.locked_until > now:
+        reason = "account locked"
+    elif not row.active:
+        reason = "account inactive"
+    elif not matches:
+        reason = "wrong password"
         failures = row.failed_logins + 1
         locked = now + LOCKOUT if failures >= MAX_FAILURES else None
         conn.execute(text("UPDATE users SET failed_logins = :f, locked_until = :l WHERE id = :id"),
                      {"f": 0 if locked else failures, "l": locked, "id": row.id})
-        return None, generic
-    conn.execute(text("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = :id"), {"id": row.id})
-    return get(conn, row.id), None
+    else:
+        conn.execute(text("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = :id"),
+                     {"id": row.id})
+        return get(conn, row.id), None
+    log.warning("sign-in refused for %r: %s", username[:80], reason)
+    return None, REFUSED
 
 
 def create(conn, username, password, role, full_name=None, crew_codes=()):
