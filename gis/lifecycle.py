@@ -164,8 +164,23 @@ def _reroute(conn, request_id, service_code):
     return (_crew_id(conn, crew["code"]) if crew else None), decision["routed_by"]
 
 
+# every address the caller gives (normalised phone; e-mail in any case) is already one we notify
+_ALREADY_ATTACHED = text("""
+SELECT (CAST(:phone AS text) IS NULL OR EXISTS (SELECT 1 FROM contacts
+            WHERE request_id = :rid AND notify AND phone = :phone))
+   AND (CAST(:email AS text) IS NULL OR EXISTS (SELECT 1 FROM contacts
+            WHERE request_id = :rid AND notify AND lower(email) = lower(:email)))""")
+
+# the attached caller alone is told the number, through the outbox like every other message
+_CONFIRM = text("""INSERT INTO outbox (topic, payload) VALUES ('notify', jsonb_build_object(
+                     'request_id', :rid, 'event_id', :eid, 'kind', 'caller_attached', 'contact_id', :cid))""")
+
+
 def attach_caller(conn, ref, contact, actor, note=None):
-    """Add a caller to an existing request (a duplicate call) so they hear when it closes."""
+    """Add a caller to an existing request (a duplicate call) so they hear when it closes.
+
+    They are sent the request's number at once. A caller whose phone and e-mail are already on the
+    request is not added again (no second contact, no second confirmation)."""
     contact = _clean_contact(contact)
     if not any(contact.values()):
         raise InvalidInput("give the caller's phone or e-mail to attach", field="phone")
@@ -173,11 +188,19 @@ def attach_caller(conn, ref, contact, actor, note=None):
         row = _lock(conn, ref)
         if row.status == "closed":
             raise Conflict("this request is already closed; create a new one or reopen it")
-        conn.execute(text("INSERT INTO contacts (request_id, first_name, last_name, phone, email, device_id, "
-                          "account_id) VALUES (:rid, :first_name, :last_name, :phone, :email, :device_id, "
-                          ":account_id)"), {"rid": row.id, **contact})
-        _record(conn, row.id, "caller_attached", row.status, actor, internal_note=_note(note, "note"),
-                data={"channel": "agent"})
+        known = bool(contact["phone"] or contact["email"]) and conn.scalar(
+            _ALREADY_ATTACHED, {"rid": row.id, "phone": contact["phone"], "email": contact["email"]})
+        contact_id = None
+        if not known:
+            contact_id = conn.scalar(text(
+                "INSERT INTO contacts (request_id, first_name, last_name, phone, email, device_id, account_id) "
+                "VALUES (:rid, :first_name, :last_name, :phone, :email, :device_id, :account_id) RETURNING id"),
+                {"rid": row.id, **contact})
+        data = {"channel": "agent", "already_attached": True} if known else {"channel": "agent"}
+        eid = _record(conn, row.id, "caller_attached", row.status, actor, internal_note=_note(note, "note"),
+                      data=data)
+        if contact_id and (contact["phone"] or contact["email"]):
+            conn.execute(_CONFIRM, {"rid": row.id, "eid": eid, "cid": contact_id})
         conn.commit()
     except BaseException:
         conn.rollback()
