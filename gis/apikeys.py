@@ -17,7 +17,8 @@ _CACHE_MAX = 1000
 _checked = {}                    # (engine, key hash) -> (monotonic time of the database check, row)
 
 
-def _hash(key):
+def digest(key):
+    """The stored form of a key (SHA-256): what the database and the rate limiter's counters hold."""
     return hashlib.sha256(key.encode()).hexdigest()
 
 
@@ -28,7 +29,7 @@ def create(conn, name, scopes=("open311:write",)):
         raise InvalidInput(f"unknown scope {bad[0]!r}; scopes are {', '.join(SCOPES)}")
     key = "p311_" + secrets.token_urlsafe(24)
     key_id = conn.scalar(text("INSERT INTO api_keys (name, prefix, key_hash, scopes) VALUES (:n, :p, :h, :s) "
-                              "RETURNING id"), {"n": name, "p": key[:9], "h": _hash(key), "s": list(scopes)})
+                              "RETURNING id"), {"n": name, "p": key[:9], "h": digest(key), "s": list(scopes)})
     return key_id, key
 
 
@@ -44,13 +45,13 @@ def verify(conn, key, scope):
     """The key's row when it is valid, not revoked and has `scope`; Forbidden otherwise."""
     if not key or not isinstance(key, str) or len(key) > 200:
         raise Forbidden("a valid api_key is required")
-    digest = _hash(key)
-    where = (conn.engine, digest)    # per database: a restored copy may hold the same key, revoked or not
+    hashed = digest(key)
+    where = (conn.engine, hashed)    # per database: a restored copy may hold the same key, revoked or not
     checked_at, row = _checked.get(where, (None, None))
     if checked_at is None or time.monotonic() - checked_at >= CACHE_SECONDS:
         # last_used_at is refreshed at most once a minute: writing it on every call made each API request
         # a second committed (fsynced) write, all workers queueing on the same key's row lock.
-        row = _VERIFY_STMT.run(conn, {"h": digest}).first()
+        row = _VERIFY_STMT.run(conn, {"h": hashed}).first()
         if row is None:                      # unknown or revoked: never remembered
             _checked.pop(where, None)
             raise Forbidden("api_key is not valid (unknown or revoked)")

@@ -7,6 +7,7 @@ An idempotency key makes a retried submission return the ticket created the firs
 """
 import json
 import re
+from urllib.parse import urlsplit
 from dataclasses import dataclass, field
 
 from sqlalchemy import text
@@ -123,6 +124,16 @@ def _clip(name, value):
     return value or None
 
 
+def _media_url(value):
+    """A photo's address: http(s) only ('javascript:…' and 'data:…' were stored and shown as <img src>)."""
+    url = _clip("media_url", value)
+    if url is not None:
+        parts = urlsplit(url)
+        if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+            raise InvalidInput("media_url must be an http or https address", field="media_url")
+    return url
+
+
 def _no_nul(name, value):
     # PostgreSQL text cannot hold NUL; psycopg2 would raise a ValueError (a 500) deep in the insert.
     if "\x00" in value:
@@ -226,7 +237,7 @@ def submit_request(conn, req):
         "lat": lat, "lon": lon, "service": service.code, "description": description,
         "attributes": json.dumps(attributes), "address": address, "address_note": address_note,
         "address_id": address_id,
-        "channel": channel, "media_url": _clip("media_url", req.media_url), "idempotency_key": key,
+        "channel": channel, "media_url": _media_url(req.media_url), "idempotency_key": key,
         "has_sla": service.sla_hours is not None, "actor": actor,
         "has_contact": has_contact, "notify": bool(req.notify), **contact,
     }

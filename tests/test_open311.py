@@ -1,12 +1,16 @@
 """Open311 GeoReport v2: the real `georeport` client, the spec's formats and errors, bad input."""
 import json
 import xml.etree.ElementTree as ET
+from urllib.parse import urlencode
 
 import jsonschema
 import pytest
 import requests
 from georeport import GeoReport
 from sqlalchemy import text
+
+from gis import apikeys
+from gis.services import catalogue
 
 from tests.conftest import ROOT
 
@@ -242,5 +246,35 @@ print(json.dumps(codes))
         assert out.returncode == 0, out.stderr[-2000:]
         codes += json.loads(out.stdout.strip().splitlines()[-1])
     assert codes == [201] * 5 + [429] * 3
+    # the counters are keyed by the key's digest: the key itself is stored nowhere (it was, in rate_limits)
+    assert conn.scalar(text("SELECT count(*) FROM rate_limits WHERE strpos(key, :k) > 0"), {"k": api_key}) == 0
+    assert conn.scalar(text("SELECT count(*) FROM rate_limits WHERE strpos(key, :d) > 0"),
+                       {"d": apikeys.digest(api_key)}) > 0
     assert conn.scalar(text("SELECT count(*) FROM service_requests WHERE idempotency_key LIKE :p"),
                        {"p": f"w{run}%"}) == 5
+
+
+def test_multivaluelist_answers_in_the_specs_bracket_form(client, api_key, conn):
+    """attribute[code][]=a&attribute[code][]=b (GeoReport v2's form for a multivaluelist) was refused as an
+    unknown attribute 'code]['."""
+    svc = next(s for s in catalogue.all(conn).values() if s.public and any(
+        a["datatype"] == "multivaluelist" for a in s.attributes))
+    conn.rollback()
+    multi = next(a for a in svc.attributes if a["datatype"] == "multivaluelist")
+    keys = [v["key"] for v in multi["values"]][:2]
+    form = {"api_key": api_key, "service_code": svc.code, "lat": SOUTH_BOSTON[0], "long": SOUTH_BOSTON[1]}
+    for a in svc.attributes:
+        if a.get("required") and a is not multi:
+            form[f"attribute[{a['code']}]"] = a["values"][0]["key"] if a.get("values") else "1"
+    body = "&".join([urlencode(form), *(urlencode({f"attribute[{multi['code']}][]": k}) for k in keys)])
+    made = client.post("/open311/v2/requests.json", data=body, content_type="application/x-www-form-urlencoded")
+    assert made.status_code == 201, made.get_data(as_text=True)
+    stored = conn.scalar(text("SELECT attributes -> :c FROM service_requests WHERE public_id = :p"),
+                         {"c": multi["code"], "p": made.get_json()[0]["service_request_id"]})
+    assert sorted(stored) == sorted(keys)
+
+
+@pytest.mark.parametrize("url", ["javascript:alert(1)", "data:image/png;base64,AAAA", "/relative.jpg", "ftp://x/y"])
+def test_a_photo_address_must_be_http(client, api_key, url):
+    made = client.post("/open311/v2/requests.json", data=_dead_animal(api_key, media_url=url))
+    assert made.status_code == 400 and "media_url" in made.get_data(as_text=True)

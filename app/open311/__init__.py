@@ -53,7 +53,9 @@ def check_format_and_jurisdiction():
 
 
 def _key_of_request():
-    return request.form.get("api_key") or request.remote_addr or "anonymous"
+    # The key's digest, never the key: the limiter's counters are a table anyone with database access reads.
+    key = request.form.get("api_key")
+    return "key:" + apikeys.digest(key[:200]) if key else request.remote_addr or "anonymous"
 
 
 @bp.get("/v2/discovery.<fmt>")
@@ -123,7 +125,12 @@ def _attributes(form):
     for key in form.keys():
         if key.startswith("attribute[") and key.endswith("]"):
             values = form.getlist(key)
-            found[key[len("attribute["):-1]] = values if len(values) > 1 else values[0]
+            code = key[len("attribute["):-1]
+            if code.endswith("]["):      # attribute[code][]=a&attribute[code][]=b, the spec's multivaluelist form
+                code = code[:-2]
+                found[code] = [*found.get(code, []), *values]
+            else:
+                found[code] = values if len(values) > 1 else values[0]
     return found
 
 
