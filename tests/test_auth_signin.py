@@ -145,3 +145,41 @@ def test_every_attempt_costs_one_hash_check(engine, account, monkeypatch):
             users.authenticate(c, username, password)
             assert len(checks) == 1, (username, state)
     assert len(made) == 1     # the unknown names' hash is made once, not per attempt
+
+
+def _signed_in(app, username):
+    client = app.test_client()
+    assert _sign_in(client, username).status_code == 302
+    assert client.get("/agent/").status_code == 200
+    return client
+
+
+def _signed_out(client):
+    r = client.get("/agent/")
+    return r.status_code == 302 and urlsplit(r.headers["Location"]).path == "/login"
+
+
+def test_a_new_password_ends_existing_sessions(app, engine, account):
+    old_session = _signed_in(app, account)
+    with engine.begin() as c:   # what `pin311 users create` does for an existing name
+        users.create(c, account, "a-brand-new-password", "agent")
+    assert _signed_out(old_session)
+    assert _sign_in(old_session, account, "a-brand-new-password").status_code == 302
+    assert old_session.get("/agent/").status_code == 200
+
+
+def test_deactivating_an_account_ends_its_sessions(app, engine, account):
+    # (Flask-Login's UserMixin already counted an inactive user as signed out; load now refuses it too.)
+    session = _signed_in(app, account)
+    _set(engine, account, active=False)
+    assert _signed_out(session)
+
+
+def test_a_session_of_the_old_form_or_a_forged_stamp_is_refused(app, engine, account):
+    with engine.connect() as c:
+        user_id = c.scalar(text("SELECT id FROM users WHERE username = :u"), {"u": account})
+    for session_id in (str(user_id), f"{user_id}:", f"{user_id}:0000", f"{user_id}:{'0' * 20}"):
+        client = app.test_client()
+        with client.session_transaction() as s:
+            s["_user_id"] = session_id
+        assert _signed_out(client), session_id

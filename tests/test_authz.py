@@ -10,6 +10,7 @@ import re
 import pytest
 from sqlalchemy import text
 
+from app.auth import users
 from gis import apikeys
 
 ROLES = ("anonymous", "agent", "supervisor", "crew", "analyst", "admin")
@@ -113,8 +114,9 @@ def _client(app, engine, role):
     if role != "anonymous":
         with engine.connect() as c:
             uid = c.scalar(text("SELECT id FROM users WHERE username = :u"), {"u": f"test-{role}"})
+            session_id = users.get(c, uid).get_id()
         with client.session_transaction() as s:  # signed in (the sign-in form is tested elsewhere)
-            s["_user_id"] = str(uid)
+            s["_user_id"] = session_id
             s["_fresh"] = True
     return client, _csrf(client)
 

@@ -16,8 +16,8 @@ bp = Blueprint("auth", __name__)
 
 
 @login_manager.user_loader
-def load_user(user_id):
-    return users.get(db.connection(), user_id)
+def load_user(session_id):
+    return users.load(db.connection(), session_id)
 
 
 class LoginForm(FlaskForm):

@@ -1,4 +1,6 @@
 """Staff accounts: lookup, password check with lockout, creation. Passwords hashed with scrypt."""
+import hashlib
+import hmac
 import logging
 import secrets
 from dataclasses import dataclass
@@ -27,9 +29,12 @@ class User(UserMixin):
     role: str
     active: bool
     crew_ids: tuple
+    password_stamp: str
 
     def get_id(self):
-        return str(self.id)
+        """What the session cookie keeps: the id and a stamp of the current password hash, so a new
+        password ends every session made before it (see load)."""
+        return f"{self.id}:{self.password_stamp}"
 
     @property
     def is_active(self):
@@ -42,9 +47,15 @@ def home_endpoint(user):
 
 _SELECT = text("""
     SELECT u.id, u.username, coalesce(u.full_name, u.username), u.role, u.active,
-           coalesce(array_agg(m.crew_id) FILTER (WHERE m.crew_id IS NOT NULL), '{}')
+           coalesce(array_agg(m.crew_id) FILTER (WHERE m.crew_id IS NOT NULL), '{}'), u.password_hash
     FROM users u LEFT JOIN crew_members m ON m.user_id = u.id
     WHERE u.id = :id GROUP BY u.id""")
+
+
+def _stamp(password_hash):
+    # A digest of the salted hash: it changes with every new password and reveals nothing to guess with,
+    # though the (signed, not encrypted) cookie can be read by whoever holds it.
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:20]
 
 
 def get(conn, user_id):
@@ -53,7 +64,17 @@ def get(conn, user_id):
     except (TypeError, ValueError):
         return None
     row = conn.execute(_SELECT, {"id": user_id}).first()
-    return User(row[0], row[1], row[2], row[3], row[4], tuple(row[5])) if row else None
+    return User(row[0], row[1], row[2], row[3], row[4], tuple(row[5]), _stamp(row[6])) if row else None
+
+
+def load(conn, session_id):
+    """The user a session names (User.get_id), or None when the account has been deactivated or its
+    password set anew since the session began: Flask-Login asks on every request, so both sign out."""
+    user_id, _, stamp = str(session_id).partition(":")
+    user = get(conn, user_id)
+    if user is None or not user.active or not hmac.compare_digest(user.password_stamp, stamp):
+        return None
+    return user
 
 
 # Every refusal says the same, so the answer never tells whether a name exists, is locked or is inactive.
