@@ -34,9 +34,6 @@ TOPIC = "notify"
 BATCH = 50
 MAX_BACKOFF_S = 3600
 MESSAGES = Path(__file__).resolve().parent / "messages"
-# texts for kinds with no file in gis/messages yet (a file of the same name wins)
-BUILT_IN = {"caller_attached": "Boston 311: your report was added to request {number} ({service}), which is {status}. "
-                               "We will tell you when it changes. Reply STATUS {number} any time; STOP to stop texts."}
 log = logging.getLogger(__name__)
 
 _CLAIM = text("""SELECT id, payload, attempts FROM outbox WHERE topic = :t AND done_at IS NULL AND next_try <= now()
@@ -67,12 +64,9 @@ _WAKE = text("""UPDATE outbox SET next_try = now() WHERE id IN (
 
 
 def message(kind, row):
-    """The text for an event kind, from gis/messages/<kind>.txt, else BUILT_IN, else 'updated'."""
+    """The text for an event kind, from gis/messages/<kind>.txt, else 'updated'."""
     path = MESSAGES / f"{kind}.txt"
-    if path.exists():
-        template = path.read_text()
-    else:
-        template = BUILT_IN.get(kind) or (MESSAGES / "updated.txt").read_text()
+    template = (path if path.exists() else MESSAGES / "updated.txt").read_text()
     return template.strip().format(
         number=row.public_id, service=row.service_name, crew=row.crew_name or "the responsible crew",
         note=f" {row.public_note}" if row.public_note else "", status=row.status.replace("_", " "))

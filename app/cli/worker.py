@@ -20,7 +20,7 @@ def group(once, interval):
     """Deliver status updates (SMS, e-mail) and publish changes, with retries and back-off."""
     engine = engine_for(database_url())
     senders = notify.senders_from_env()
-    click.echo(f"worker: notifying by {', '.join(senders) or 'no channel configured (deliveries skipped)'}"
+    click.echo(f"worker: notifying by {', '.join(senders) or 'no channel configured (deliveries wait until one is)'}"
                f"{'; publishing to ArcGIS' if _arcgis_configured() else ''}")
     while True:
         done = notify.run_once(engine, senders)
