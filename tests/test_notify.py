@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+import xml.etree.ElementTree as ET
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -233,9 +234,18 @@ def test_voice_menu_status_by_keypad_and_screen_pop(client, conn, monkeypatch):
     assert "<Gather" in menu and "press 1" in menu
     assert "<Gather" in _signed(client, "voice/menu", {"From": "+16175550142", "Digits": "1"}).get_data(as_text=True)
     status = _signed(client, "voice/status", {"From": "+16175550142", "Digits": ticket["public_id"] + "#"})
-    assert f"Request {ticket['public_id']}" in status.get_data(as_text=True)
+    assert f"Request {' '.join(ticket['public_id'])}" in status.get_data(as_text=True)
+    asked = ET.fromstring(_signed(client, "voice/menu", {"From": "+16175550142", "Digits": "1"}).get_data(as_text=True))
+    assert [el.tag for el in asked] == ["Gather", "Say", "Redirect"]      # no key pressed: back to the menu
+    # without TaskRouter: a named queue, which Twilio accepts (a <Task> without a workflowSid it does not)
+    monkeypatch.delenv("PIN311_TWILIO_WORKFLOW_SID", raising=False)
+    plain = ET.fromstring(_signed(client, "voice/menu", {"From": "+16175550142", "Digits": "2"}).get_data(as_text=True))
+    enqueue = plain.find("Enqueue")
+    assert enqueue.text == "311" and enqueue.find("Task") is None and "workflowSid" not in enqueue.attrib
+    monkeypatch.setenv("PIN311_TWILIO_WORKFLOW_SID", "WW" + "0" * 32)
     queued = _signed(client, "voice/menu", {"From": "+16175550142", "Digits": "2"}).get_data(as_text=True)
-    assert "<Enqueue" in queued and "/agent/call?from=%2B16175550142" in queued
+    flex = ET.fromstring(queued).find("Enqueue")
+    assert flex.get("workflowSid") == "WW" + "0" * 32 and "/agent/call?from=%2B16175550142" in flex.find("Task").text
 
 
 def test_an_email_cut_off_before_its_commit_is_sent_again_with_the_same_message_id(conn, engine, outside_world):

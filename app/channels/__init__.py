@@ -45,12 +45,14 @@ def _twiml(response):
     return Response(str(response), mimetype="text/xml")
 
 
-def _status_line(public_id):
+def _status_line(public_id, spoken=False):
+    # Read aloud, "1000563" is "one million five hundred…": a voice says the number digit by digit.
+    number = " ".join(public_id) if spoken else public_id
     card = status_card(db.connection(), public_id)
     if card is None:
-        return f"No request {public_id} was found. Check the number and try again."
+        return f"No request {number} was found. Check the number and try again."
     state = card["status"].replace("_", " ")
-    return f"Request {public_id} ({card['service_name']}) is {state}."
+    return f"Request {number} ({card['service_name']}) is {state}."
 
 
 @bp.post("/sms")
@@ -132,14 +134,21 @@ def voice_menu():
         gather = Gather(finish_on_key="#", action=url_for("channels.voice_status"), method="POST", timeout=10)
         gather.say("Please key your request number, then press the pound key.")
         reply.append(gather)
+        reply.say("No number was entered.")              # the Gather timed out: back to the menu, not a hang-up
+        reply.redirect(url_for("channels.voice"), method="POST")
     elif digit in ("2", "3"):
         caller = request.form.get("From", "")
         reply.say("Please hold: the next agent will take your call.")
-        # Twilio Flex / TaskRouter hands the task to an agent; its attributes carry the screen-pop URL
-        # the agent's browser opens (the console shows the caller's earlier tickets).
-        enqueue = Enqueue(workflow_sid=os.environ.get("PIN311_TWILIO_WORKFLOW_SID"))
-        enqueue.task(json.dumps({"type": "report" if digit == "2" else "agent", "from": caller,
-                                 "screen_pop": f"/agent/call?from={quote(caller, safe='')}"}))
+        workflow = os.environ.get("PIN311_TWILIO_WORKFLOW_SID")
+        if workflow:
+            # Twilio Flex / TaskRouter hands the task to an agent; its attributes carry the screen-pop URL
+            # the agent's browser opens (the console shows the caller's earlier tickets).
+            enqueue = Enqueue(workflow_sid=workflow)
+            enqueue.task(json.dumps({"type": "report" if digit == "2" else "agent", "from": caller,
+                                     "screen_pop": f"/agent/call?from={quote(caller, safe='')}"}))
+        else:
+            # Without TaskRouter: a plain named queue, which the agents' phones dequeue (<Task> needs a workflow).
+            enqueue = Enqueue(os.environ.get("PIN311_TWILIO_QUEUE", "311"))
         reply.append(enqueue)
     else:
         reply.say("Sorry, that is not an option.")
@@ -151,6 +160,6 @@ def voice_menu():
 def voice_status():
     digits = re.sub(r"\D", "", request.form.get("Digits", ""))[:20]
     reply = VoiceResponse()
-    reply.say(_status_line(digits) if digits else "No number was entered.")
+    reply.say(_status_line(digits, spoken=True) if digits else "No number was entered.")
     reply.redirect(url_for("channels.voice"), method="POST")
     return _twiml(reply)
