@@ -389,6 +389,184 @@ def test_next_call_starts_a_clean_form_with_a_new_idempotency_key(page, live_ser
     assert kinds == ["dog", "cat"]
 
 
+# --- one call, one ticket: nothing to attach once the call is on a ticket ------------------------------
+
+def _two_dupes_and_the_call_form(page, live_server, staff, conn):
+    near = [_ticket(conn, SOUTH_BOSTON[0] + dy, SOUTH_BOSTON[1], phone="+1 617 555 0142")
+            for dy in (0.00072, -0.00054)]                           # ~80 m north, ~60 m south
+    _open_console(page, live_server, staff["agent"], "/agent/call?from=%2B16175550177")
+    _pick(page, "#address-search", "615 E Fourth St", "615")
+    _pick(page, "#service-search", "dog", "Animal Generic Request")
+    for t in near:
+        page.locator(f"#duplicates li[data-public-id='{t['public_id']}'] button.attach").wait_for()
+    return near
+
+
+def _attached_to(conn, phone):
+    return conn.scalars(text("SELECT r.public_id FROM contacts c JOIN service_requests r ON r.id = c.request_id "
+                             "WHERE c.phone = :p ORDER BY r.public_id"), {"p": phone}).all()
+
+
+def test_a_caller_attached_once_cannot_be_attached_to_another_ticket(page, live_server, staff, conn):
+    first, second = _two_dupes_and_the_call_form(page, live_server, staff, conn)
+    page.click(f"#duplicates li[data-public-id='{first['public_id']}'] button.attach")
+    page.wait_for_selector(f"#ticket-number:has-text('{first['public_id']}')")
+    other = page.locator(f"#duplicates li[data-public-id='{second['public_id']}'] button.attach")
+    assert other.is_disabled()
+    reason = page.inner_text("#dupes-locked")
+    assert f"#{first['public_id']}" in reason and "Next call" in reason
+    assert page.get_attribute(f"#duplicates li[data-public-id='{second['public_id']}'] button.attach",
+                              "aria-describedby") == "dupes-locked"
+    other.click(force=True)                                        # a disabled button does nothing
+    page.keyboard.press("Control+Enter")                           # nor does submitting the form again
+    assert f"already on ticket #{first['public_id']}" in page.inner_text("#form-message")
+    # a new pin preview (a click on the map) redraws the list: still nothing to attach
+    box = page.locator("#map").bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.5)
+    page.wait_for_timeout(1500)
+    assert all(b.is_disabled() for b in page.locator("#duplicates button.attach").all())
+    assert page.is_disabled("#submit")
+    assert _attached_to(conn, "+16175550177") == [first["public_id"]]
+    # the next call may attach again
+    page.click("#ticket button")
+    page.fill("#c-phone", "+1 617 555 0178")
+    _pick(page, "#address-search", "615 E Fourth St", "615")
+    _pick(page, "#service-search", "dog", "Animal Generic Request")
+    page.click(f"#duplicates li[data-public-id='{second['public_id']}'] button.attach")
+    page.wait_for_selector(f"#ticket-number:has-text('{second['public_id']}')")
+    assert _attached_to(conn, "+16175550178") == [second["public_id"]]
+
+
+def test_a_created_ticket_leaves_nothing_to_attach(page, live_server, staff, conn):
+    first, _ = _two_dupes_and_the_call_form(page, live_server, staff, conn)
+    page.select_option("#attr-animal_type", "dog")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector("#ticket-number")
+    number = page.inner_text("#ticket-number").strip()
+    assert all(b.is_disabled() for b in page.locator("#duplicates button.attach").all())
+    assert f"#{number}" in page.inner_text("#dupes-locked")
+    page.evaluate("() => document.querySelector('#duplicates button.attach').click()")
+    page.wait_for_timeout(500)
+    assert _attached_to(conn, "+16175550177") == [number]
+
+
+# --- weak address guesses ------------------------------------------------------------------------------
+
+def test_a_weak_address_guess_says_so_and_asks_before_placing_the_pin(page, live_server, staff):
+    _open_console(page, live_server, staff["agent"])
+    with page.expect_response(lambda r: "/agent/neighbourhoods" in r.url):
+        page.fill("#address-search", "10 Brattle St, Cambridge")
+    option = page.locator("#address-options li[role=option]").first
+    option.wait_for()
+    page.wait_for_timeout(200)                  # the neighbourhood labels are drawn
+    said = option.inner_text()
+    assert "Seattle St" in said and "Allston" in said
+    assert "fuzzy" in said                      # the match type stays beside the neighbourhood
+    assert "weak match — check with the caller" in said
+    assert page.locator("#address-options li[role=option] .weak").first.is_visible()
+    page.press("#address-search", "Enter")
+    confirm = page.locator("#weak-confirm")
+    confirm.wait_for()
+    assert "Seattle St" in confirm.inner_text() and "10 Brattle St, Cambridge" in confirm.inner_text()
+    assert page.get_attribute("#weak-confirm", "role") == "alert"
+    assert page.evaluate("window.pin311Console.state.lat") is None          # no pin on a guess
+    assert page.locator(".maplibregl-marker").count() == 0
+    page.click("#weak-no")
+    assert page.locator("#weak-confirm").is_hidden()
+    assert page.evaluate("window.pin311Console.state.lat") is None
+    assert page.evaluate("document.activeElement.id") == "address-search"
+    # asked again and the caller says yes: the pin goes there
+    page.fill("#address-search", "10 Brattle St, Cambridge")
+    option.wait_for()
+    page.press("#address-search", "Enter")
+    page.click("#weak-yes")
+    page.wait_for_selector("#place [data-k=neighborhoods]:not(:text('—'))")
+    assert page.evaluate("window.pin311Console.state.candidate.address").startswith("12 Seattle St")
+    assert page.locator(".maplibregl-marker").count() == 1
+
+
+def test_an_exact_address_is_placed_without_asking(page, live_server, staff):
+    _open_console(page, live_server, staff["agent"])
+    _pick(page, "#address-search", "615 E Fourth St", "615")
+    page.wait_for_selector("#place [data-k=police_districts][data-code=C6]")
+    assert "weak" not in page.inner_text("#address-options")
+    assert page.locator("#weak-confirm").is_hidden()
+
+
+# --- focus is never hidden under the sticky "Goes to" panel (WCAG 2.4.11) ---------------------------------
+
+def _overlap(a, b):
+    return not (a["y"] + a["height"] <= b["y"] or b["y"] + b["height"] <= a["y"]
+                or a["x"] + a["width"] <= b["x"] or b["x"] + b["width"] <= a["x"])
+
+
+def test_tabbing_never_leaves_the_focused_field_under_the_goes_to_panel(page, live_server, staff):
+    _open_console(page, live_server, staff["agent"], "/agent/call?from=%2B16175550142")
+    _pick(page, "#address-search", "615 E Fourth St", "615")
+    _pick(page, "#service-search", "dog", "Animal Generic Request")
+    page.wait_for_selector("#crew-name")
+    page.evaluate("document.querySelector('.panel').scrollTop = 0")
+    page.focus("#service-search")
+    seen = []
+    for _ in range(12):
+        page.keyboard.press("Tab")
+        focused = page.evaluate("document.activeElement.id")
+        if not page.evaluate("document.querySelector('.panel').contains(document.activeElement)"):
+            break
+        if page.evaluate("!!document.activeElement.closest('.dock, .where-card, .dupes-card')"):
+            continue
+        seen.append(focused)
+        field = page.evaluate("(() => { const r = document.activeElement.getBoundingClientRect(); "
+                              "return {x: r.x, y: r.y, width: r.width, height: r.height}; })()")
+        dock = page.locator(".dock").bounding_box()
+        assert not _overlap(field, dock), (focused, field, dock)
+    assert "description" in seen, seen
+
+
+# --- the address box follows the pin --------------------------------------------------------------------
+
+def _click_map_at(page, lat, lon):
+    page.evaluate(JUMP, [lat, lon])
+    box = page.locator("#map").bounding_box()
+    x, y = page.evaluate(PROJECT, [lat, lon])
+    page.mouse.click(box["x"] + x, box["y"] + y)
+
+
+def test_the_address_box_follows_the_pin_when_it_is_moved_on_the_map(page, live_server, staff, conn):
+    _open_console(page, live_server, staff["agent"])
+    page.fill("#address-search", "100 Tremont St")
+    page.wait_for_selector("#address-options li[role=option]:has-text('Brighton')")
+    _pick(page, "#address-search", "100 Tremont St", "Brighton")
+    page.wait_for_selector("#place [data-k=police_districts][data-code=D14]")
+    assert "Brighton" in page.input_value("#address-search")
+
+    _click_map_at(page, *CAMBRIDGE)                                     # outside the city: no address there
+    page.wait_for_selector("#where-message[data-state=outside]")
+    lat, lon = page.evaluate("[window.pin311Console.state.lat, window.pin311Console.state.lon]")
+    assert page.input_value("#address-search") == f"Pin at {lat:.5f}, {lon:.5f}"
+
+    _click_map_at(page, *SOUTH_BOSTON)                                  # inside: the nearest address
+    page.wait_for_selector("#place [data-k=police_districts][data-code=C6]")
+    nearest = page.inner_text("#place [data-k=address]")
+    assert nearest and nearest != "—"
+    page.wait_for_function("(a) => document.getElementById('address-search').value === a", arg=nearest)
+
+    _drag_pin_to(page, *_an_address_200_m_away(conn))                        # a drag too
+    page.wait_for_function("""(before) => { const v = document.getElementById('address-search').value;
+                                           return v && v !== before; }""", arg=nearest, timeout=10000)
+    page.wait_for_timeout(800)
+    assert page.input_value("#address-search") == page.inner_text("#place [data-k=address]")
+
+
+def _an_address_200_m_away(conn):
+    """An address point ~200 m from 615 E Fourth St (a different nearest address)."""
+    row = conn.execute(text("""SELECT ST_Y(geom) AS lat, ST_X(geom) AS lon FROM address_points
+        WHERE ST_DWithin(geom::geography, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, 260)
+          AND NOT ST_DWithin(geom::geography, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, 180)
+        ORDER BY id LIMIT 1"""), {"lat": SOUTH_BOSTON[0], "lon": SOUTH_BOSTON[1]}).one()
+    return row.lat, row.lon
+
+
 @pytest.mark.skipif(not __import__("os").environ.get("PIN311_README_SHOT"),
                     reason="makes app/static/img/console.png for the README (PIN311_README_SHOT=1)")
 def test_readme_screenshot(page, live_server, staff, conn):

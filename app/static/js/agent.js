@@ -10,7 +10,13 @@ const settings = JSON.parse($("console-settings").textContent);
 const call = JSON.parse($("call-data").textContent);
 
 const state = { lat: null, lon: null, inside: null, located: null, service: null, candidate: null,
-                key: newIdempotencyKey(), done: false, busy: false, seq: 0 };
+                key: newIdempotencyKey(), done: false, busy: false, seq: 0, ticket: null };
+// Below this a geocoder answer is a guess: intake's PLACE_MIN_SCORE. The console sends coordinates, so
+// intake never applies it to the agent's pick; the agent asks the caller instead.
+const WEAK_SCORE = 0.5;
+const isWeak = (c) => typeof c.score === "number" && c.score < WEAK_SCORE;
+// What the console itself last wrote in the address box for a pin placed on the map.
+let pinText = null;
 
 const mapView = createMap(settings, { onPlace: (lat, lon, how) => placed(lat, lon, how) });
 window.pin311Console = { state, map: mapView.map };   // for tests and the curious
@@ -24,15 +30,47 @@ const addressBox = combobox($("address-search"), $("address-options"), {
       : `No address matches “${q}” yet: keep typing, check the spelling, or click the map to drop a pin.` };
   }, 120),
   render: (c) => [el("span", { class: "opt-main" }, c.address),
-                  el("span", { class: "opt-sub", "data-hood": "" }, c.neighborhood || c.city || "", c.zip ? ` ${c.zip}` : "",
-                     c.match !== "exact" ? ` · ${c.match}` : "")],
-  pick: (c) => {
-    state.candidate = c;
-    $("address-search").value = c.address;
-    mapView.setPin(c.lat, c.lon, { fly: true });
-    placed(c.lat, c.lon, "address");
-  },
+                  el("span", { class: "opt-sub", "data-hood": "" }, candidateSub(c)),
+                  isWeak(c) ? el("span", { class: "weak" }, "weak match — check with the caller") : null],
+  pick: (c) => (isWeak(c) ? askAboutWeak(c) : placeCandidate(c)),
 });
+$("address-search").addEventListener("input", () => dismissWeak());
+
+// "South Boston 02127 · interpolated": where it is, and how the geocoder found it.
+function candidateSub(c) {
+  return `${c.neighborhood || c.city || ""}${c.zip ? ` ${c.zip}` : ""}${c.match !== "exact" ? ` · ${c.match}` : ""}`;
+}
+
+function placeCandidate(c) {
+  dismissWeak();
+  state.candidate = c;
+  $("address-search").value = c.address;
+  mapView.setPin(c.lat, c.lon, { fly: true });
+  placed(c.lat, c.lon, "address");
+}
+
+// A weak guess places nothing until the agent says the caller confirmed it.
+function askAboutWeak(c) {
+  const typed = $("address-search").value.trim();
+  const box = $("weak-confirm");
+  box.replaceChildren(
+    el("p", {}, el("strong", {}, "Weak match — check with the caller. "),
+       `No address matches “${typed}”; the closest guess is `, el("strong", {}, c.address),
+       c.neighborhood ? ` (${c.neighborhood})` : "", "."),
+    el("button", { type: "button", class: "small", id: "weak-yes", onclick: () => placeCandidate(c) },
+       "Caller confirms: place the pin there"), " ",
+    el("button", { type: "button", class: "small", id: "weak-no", onclick: () => dismissWeak(true) },
+       "Not it: search again"));
+  box.hidden = false;
+}
+
+function dismissWeak(refocus = false) {
+  const box = $("weak-confirm");
+  if (box.hidden) return;
+  box.hidden = true;
+  box.replaceChildren();
+  if (refocus) { $("address-search").focus(); $("address-search").select(); }
+}
 
 async function labelNeighbourhoods(candidates) {
   if (candidates.every((c) => c.neighborhood)) return;
@@ -42,14 +80,20 @@ async function labelNeighbourhoods(candidates) {
       if (!name) return;
       candidates[i].neighborhood = name;
       addressBox.relabel(i, (li) => { const sub = li?.querySelector("[data-hood]");
-        if (sub) sub.textContent = `${name}${candidates[i].zip ? ` ${candidates[i].zip}` : ""}`; });
+        if (sub) sub.textContent = candidateSub(candidates[i]); });
     });
   } catch { /* labels are a help, not a need */ }
 }
 
 function placed(lat, lon, how) {
   state.lat = lat; state.lon = lon;
-  if (how !== "address") state.candidate = null;
+  if (how !== "address") {
+    state.candidate = null;
+    dismissWeak();
+    // The box must never name a place the pin has left: the point now, the nearest address once known.
+    pinText = `Pin at ${lat.toFixed(5)}, ${lon.toFixed(5)}`;
+    $("address-search").value = pinText;
+  }
   locate();
 }
 
@@ -64,6 +108,11 @@ async function locate() {
     if (mine !== state.seq) return;    // a newer placement is on its way
     state.located = data;
     state.inside = data.inside_jurisdiction;
+    // Unless the agent has typed over it since.
+    if (!state.candidate && $("address-search").value === pinText) {
+      pinText = addressLabel(data) || pinText;
+      $("address-search").value = pinText;
+    }
     showPlace(data);
   } catch (err) {
     if (mine === state.seq) whereMessage(err.message, "bad");
@@ -101,7 +150,7 @@ function showPlace(data) {
   }
   showRouting(data);
   showDuplicates(data);
-  $("submit").disabled = state.done || data.inside_jurisdiction === false;
+  $("submit").disabled = state.done || state.busy || data.inside_jurisdiction === false;
 }
 
 // "Ward 8", "South End", "Ward 8 Precinct 2 (0802)": the code only where the name does not already say it.
@@ -142,10 +191,17 @@ function showDuplicates(data) {
   document.querySelector(".dupes-card").hidden = !state.service || state.lat === null || data?.inside_jurisdiction === false;
   if (!state.service) { list.replaceChildren(el("li", { class: "muted" }, "Pick a category to check for duplicates.")); return; }
   if (!dupes.length) { list.replaceChildren(el("li", { class: "muted" }, "No open request of this category nearby.")); return; }
+  // One call, one ticket: once this call is on a ticket, there is nothing left to attach it to.
   list.replaceChildren(...dupes.map((d) => el("li", { class: "dupe", "data-public-id": d.public_id },
     el("div", {}, el("strong", {}, `#${d.public_id}`), ` ${d.service_name} · ${d.status.replace("_", " ")}`),
     el("div", { class: "muted" }, `${Math.round(d.distance_m)} m away · ${d.address || "no address"} · ${formatDate(d.requested_at)}`),
-    el("button", { type: "button", class: "small attach", onclick: () => attach(d) }, `Attach caller to #${d.public_id}`))));
+    el("button", { type: "button", class: "small attach", onclick: () => attach(d), disabled: state.done || state.busy,
+                   "aria-describedby": state.done ? "dupes-locked" : null }, `Attach caller to #${d.public_id}`))));
+}
+
+function lockedReason() {
+  return state.ticket ? `This call is already on ticket #${state.ticket.public_id} (${state.ticket.how}): one call, one `
+    + "ticket. Press “Next call” to take another call." : "";
 }
 
 // --- what --------------------------------------------------------------------------------------------
@@ -187,7 +243,8 @@ function formMessage(text, kind = "bad", signIn = false) {
 
 async function submit(e) {
   e?.preventDefault();
-  if (state.busy || state.done) return;
+  if (state.done) { formMessage(lockedReason()); return; }
+  if (state.busy) return;
   formMessage(null);
   const problems = [];
   if (state.lat === null) problems.push("Place the pin: search an address or click the map.");
@@ -196,8 +253,7 @@ async function submit(e) {
   const { values, errors } = readAttributes($("attributes"), state.service);
   problems.push(...errors.map((x) => x.message + "."));
   if (problems.length) { formMessage(problems.join(" ")); return; }
-  state.busy = true;
-  $("submit").disabled = true;
+  setBusy(true);
   $("submit").textContent = "Creating…";
   try {
     const ticket = await api("/api/v1/requests", {
@@ -213,28 +269,43 @@ async function submit(e) {
     if (err.code === "outside_jurisdiction") whereMessage(err.message, "bad", "outside");
     formMessage(err.message, "bad", err.code === "signed_out");
   } finally {
-    state.busy = false;
     $("submit").textContent = "Create ticket";
     $("submit").append(" ", el("kbd", {}, "Ctrl+Enter"));
-    $("submit").disabled = state.done || state.inside === false;
+    setBusy(false);
   }
 }
 
 async function attach(dupe) {
+  if (state.done) { formMessage(lockedReason()); return; }
+  if (state.busy) return;
   const c = contact();
   if (!c.phone && !c.email) { formMessage("Enter the caller's phone or e-mail first, so they hear when it is closed."); $("c-phone").focus(); return; }
   formMessage(null);
+  setBusy(true);
   try {
     const ticket = await api(`/agent/requests/${encodeURIComponent(dupe.public_id)}/callers`, {
       method: "POST", body: { contact: c, note: $("description").value.trim() || undefined } });
-    showTicket(ticket, "Caller attached to the existing ticket");
+    showTicket(ticket, "Caller attached to the existing ticket", "caller attached");
   } catch (err) {
     formMessage(err.message);
+  } finally {
+    setBusy(false);
   }
 }
 
-function showTicket(t, heading) {
+// While one submit or attach is on its way, neither can start another.
+function setBusy(busy) {
+  state.busy = busy;
+  document.querySelectorAll("#duplicates button.attach").forEach((b) => { b.disabled = busy || state.done; });
+  $("submit").disabled = busy || state.done || state.inside === false;
+}
+
+function showTicket(t, heading, how = "created") {
   state.done = true;
+  state.ticket = { public_id: t.public_id, how };
+  $("dupes-locked").textContent = lockedReason();
+  $("dupes-locked").hidden = false;
+  showDuplicates(state.located);
   $("actions").hidden = true;
   document.querySelector(".dock .routing").hidden = true;
   $("submit").disabled = true;
@@ -255,7 +326,9 @@ function showTicket(t, heading) {
 function newCall() {
   $("call-form").reset();
   Object.assign(state, { lat: null, lon: null, inside: null, located: null, service: null, candidate: null,
-                         key: newIdempotencyKey(), done: false });
+                         key: newIdempotencyKey(), done: false, ticket: null });
+  $("dupes-locked").hidden = true;
+  dismissWeak();
   ["attributes", "caller-history"].forEach((id) => $(id).replaceChildren());
   ["ticket", "place", "service-chosen"].forEach((id) => { $(id).hidden = true; });
   whereMessage(null); formMessage(null); showRouting(null); showDuplicates(null);
@@ -318,6 +391,18 @@ document.addEventListener("keydown", (e) => {
   if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); submit(); }
   else if (e.altKey && (e.key === "a" || e.key === "A")) { e.preventDefault(); $("address-search").focus(); }
   else if (e.altKey && (e.key === "c" || e.key === "C")) { e.preventDefault(); $("service-search").focus(); }
+});
+// Focus never hides under the sticky dock (WCAG 2.4.11). The panel's scroll padding (kept at the dock's
+// height, which changes with a message or the ticket) covers fields scrolled in from out of view; Chromium
+// does not scroll a field that is only partly covered, so that one is scrolled clear here.
+const panel = document.querySelector(".panel");
+const dock = document.querySelector(".dock");
+new ResizeObserver(() => panel.style.setProperty("--dock-height", `${dock.offsetHeight}px`)).observe(dock);
+panel.addEventListener("focusin", (e) => {
+  if (dock.contains(e.target)) return;
+  const f = e.target.getBoundingClientRect(), d = dock.getBoundingClientRect();
+  const covered = f.bottom > d.top && f.top < d.bottom && f.right > d.left && f.left < d.right;
+  if (covered) panel.scrollTop += f.bottom - d.top + 8;
 });
 if (call) showCaller(call);
 showDuplicates(null);
