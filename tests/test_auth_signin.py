@@ -1,14 +1,15 @@
 """Sign-in hardening: where it sends you afterwards, whose address counts behind a proxy, what a failure
 gives away, and when a session stops being valid."""
 import re
-from datetime import datetime, timedelta, timezone
+import uuid
 from urllib.parse import quote, urlsplit
 
 import pytest
 from flask import request
+from limits import parse
 from sqlalchemy import text
 
-from app.auth import users
+from app.auth import lockout, users
 from app.config import Config, ConfigError
 from tests.conftest import STAFF_PASSWORD
 
@@ -93,38 +94,42 @@ def test_proxy_hops_must_be_a_count(monkeypatch, raw):
 
 @pytest.fixture
 def account(engine):
-    """A throwaway agent account, removed afterwards."""
+    """A throwaway agent account with a name of its own (failure counts are kept by name), removed afterwards."""
+    name = f"test-signin-{uuid.uuid4().hex[:8]}"
     with engine.begin() as c:
-        users.create(c, "test-signin", STAFF_PASSWORD, "agent")
-    yield "test-signin"
+        users.create(c, name, STAFF_PASSWORD, "agent")
+    yield name
     with engine.begin() as c:
-        c.execute(text("DELETE FROM users WHERE username = 'test-signin'"))
+        c.execute(text("DELETE FROM users WHERE username = :u"), {"u": name})
 
 
-def _set(engine, username, **values):
+def _set_active(engine, username, active):
     with engine.begin() as c:
-        for column, value in values.items():   # column names from this file only
-            c.execute(text(f"UPDATE users SET {column} = :v WHERE username = :u"), {"v": value, "u": username})
+        c.execute(text("UPDATE users SET active = :a WHERE username = :u"), {"a": active, "u": username})
 
 
-def _answer(app, username, password):
-    """Status and page of a refused sign-in, with the echoed name and the form's token blanked."""
-    r = _sign_in(app.test_client(), username, password)
+def _answer(app, username, password, address="127.0.0.1"):
+    """Status and page of a sign-in, with the echoed name and the form's token blanked."""
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = address
+    r = _sign_in(client, username, password)
     return r.status_code, re.sub(r'(value|content)="[^"]*"', r'\1=""', r.get_data(as_text=True))
 
 
 def test_refusals_look_the_same_whatever_the_reason(app, engine, account, caplog):
     caplog.set_level("WARNING", logger="app.auth.users")
-    unknown = _answer(app, "test-signin-nobody", "wrong-password-123")
+    unknown = _answer(app, account + "-nobody", "wrong-password-123")
     assert unknown[0] == 401 and users.REFUSED in unknown[1]
     assert _answer(app, account, "wrong-password-123") == unknown
-    _set(engine, account, active=False)
+    _set_active(engine, account, False)
     assert _answer(app, account, STAFF_PASSWORD) == unknown
-    _set(engine, account, active=True, locked_until=datetime.now(timezone.utc) + timedelta(minutes=5))
-    assert _answer(app, account, STAFF_PASSWORD) == unknown
-    reasons = [r.getMessage() for r in caplog.records]
-    assert any("no such user" in m for m in reasons) and any("account locked" in m for m in reasons)
-    assert any("account inactive" in m for m in reasons) and any("wrong password" in m for m in reasons)
+    _set_active(engine, account, True)
+    for _ in range(lockout.PER_ADDRESS.amount - 2):
+        assert _answer(app, account, "wrong-password-123") == unknown
+    assert _answer(app, account, STAFF_PASSWORD) == unknown     # locked out from this address
+    reasons = " | ".join(r.getMessage() for r in caplog.records)
+    for reason in ("no such user", "wrong password", "account inactive", "too many failures from this address"):
+        assert reason in reasons
 
 
 def test_every_attempt_costs_one_hash_check(engine, account, monkeypatch):
@@ -133,18 +138,46 @@ def test_every_attempt_costs_one_hash_check(engine, account, monkeypatch):
     monkeypatch.setattr(users, "check_password_hash", lambda h, p: checks.append(h) or check(h, p))
     monkeypatch.setattr(users, "generate_password_hash", lambda p: made.append(p) or generate(p))
     users._dummy_hash.cache_clear()
-    attempts = [("test-signin-nobody", "x", None), ("test-signin-nobody-2", "y", None),
-                (account, "wrong-password-123", None), (account, STAFF_PASSWORD, None),
-                (account, STAFF_PASSWORD, "active = false"),
-                (account, STAFF_PASSWORD, "active = true, locked_until = now() + interval '5 minutes'")]
+    attempts = [(account + "-nobody", "x", None, None), (account + "-nobody-2", "y", None, None),
+                (account, "wrong-password-123", None, None), (account, STAFF_PASSWORD, None, None),
+                (account, STAFF_PASSWORD, "active = false", None),
+                (account, STAFF_PASSWORD, "active = true", "too many failures from this address")]
     with engine.connect() as c:                               # rolled back on close
-        for username, password, state in attempts:
+        for username, password, state, refusing in attempts:
             if state:
                 c.execute(text(f"UPDATE users SET {state} WHERE username = :u"), {"u": account})
             checks.clear()
-            users.authenticate(c, username, password)
-            assert len(checks) == 1, (username, state)
+            users.authenticate(c, username, password, refusing)
+            assert len(checks) == 1, (username, state, refusing)
     assert len(made) == 1     # the unknown names' hash is made once, not per attempt
+
+
+def test_guessing_from_one_address_locks_out_only_that_address(app, account):
+    for _ in range(lockout.PER_ADDRESS.amount):
+        assert _answer(app, account, "wrong-password-123", "203.0.113.66")[0] == 401
+    assert _answer(app, account, STAFF_PASSWORD, "203.0.113.66")[0] == 401     # even the right password
+    assert _answer(app, account, STAFF_PASSWORD, "198.51.100.20")[0] == 302     # the colleague at the office
+    # an IPv6 client holds its whole /64: changing the last bits does not buy more guesses
+    for _ in range(lockout.PER_ADDRESS.amount):
+        _answer(app, account, "wrong-password-123", "2001:db8:1:2::1")
+    assert _answer(app, account, STAFF_PASSWORD, "2001:db8:1:2::ffff")[0] == 401
+    assert _answer(app, account, STAFF_PASSWORD, "2001:db8:1:3::1")[0] == 302
+
+
+def test_guessing_from_many_addresses_meets_a_ceiling_per_name(app, account, monkeypatch):
+    monkeypatch.setattr(lockout, "PER_NAME", parse("3 per 15 minutes"))    # 50 in service
+    for n in range(3):
+        assert _answer(app, account, "wrong-password-123", f"203.0.113.{n}")[0] == 401
+    assert _answer(app, account, STAFF_PASSWORD, "198.51.100.20")[0] == 401
+
+
+def test_a_success_forgives_the_address_its_mistakes(app, account):
+    for _ in range(lockout.PER_ADDRESS.amount - 1):
+        _answer(app, account, "wrong-password-123")
+    assert _answer(app, account, STAFF_PASSWORD)[0] == 302
+    for _ in range(lockout.PER_ADDRESS.amount - 1):
+        _answer(app, account, "wrong-password-123")
+    assert _answer(app, account, STAFF_PASSWORD)[0] == 302
 
 
 def _signed_in(app, username):
@@ -171,7 +204,7 @@ def test_a_new_password_ends_existing_sessions(app, engine, account):
 def test_deactivating_an_account_ends_its_sessions(app, engine, account):
     # (Flask-Login's UserMixin already counted an inactive user as signed out; load now refuses it too.)
     session = _signed_in(app, account)
-    _set(engine, account, active=False)
+    _set_active(engine, account, False)
     assert _signed_out(session)
 
 

@@ -3,16 +3,21 @@ import re
 from functools import wraps
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from app.auth import users
+from app.auth import lockout, users
 from app.extensions import db, limiter, login_manager
 
 bp = Blueprint("auth", __name__)
+
+
+@bp.record_once
+def _count_failures(state):
+    state.app.extensions["pin311.sign_in_failures"] = lockout.SignInFailures(state.app.config["DATABASE_URL"])
 
 
 @login_manager.user_loader
@@ -56,13 +61,15 @@ def _safe_next(target):
 def login():
     form = LoginForm()
     if form.validate_on_submit():
-        conn = db.connection()
-        user, problem = users.authenticate(conn, form.username.data, form.password.data)
-        conn.commit()
+        name, address = form.username.data, request.remote_addr
+        failures = current_app.extensions["pin311.sign_in_failures"]
+        user, problem = users.authenticate(db.connection(), name, form.password.data, failures.refusing(name, address))
         if user:
+            failures.succeeded(name, address)
             session.permanent = True
             login_user(user)
             return redirect(_safe_next(request.args.get("next")) or url_for(users.home_endpoint(user)))
+        failures.failed(name, address)
         flash(problem, "error")
     return render_template("login.html", form=form), (401 if form.errors or request.method == "POST" else 200)
 

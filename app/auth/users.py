@@ -1,10 +1,9 @@
-"""Staff accounts: lookup, password check with lockout, creation. Passwords hashed with scrypt."""
+"""Staff accounts: lookup, password check, creation. Passwords hashed with scrypt."""
 import hashlib
 import hmac
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 from functools import cache
 
 from flask_login import UserMixin
@@ -15,8 +14,6 @@ from gis.errors import InvalidInput
 from gis.models import ROLES
 
 log = logging.getLogger(__name__)
-MAX_FAILURES = 5
-LOCKOUT = timedelta(minutes=15)
 HOME = {"agent": "agent.console", "supervisor": "agent.console", "crew": "crew.near_me",
         "analyst": "dashboards.index", "admin": "core.home"}
 
@@ -88,27 +85,21 @@ def _dummy_hash():
     return generate_password_hash(secrets.token_hex(16))
 
 
-def authenticate(conn, username, password):
-    """(user, None) on success, (None, REFUSED) otherwise. Repeated failures lock the account."""
-    row = conn.execute(text("SELECT id, password_hash, active, failed_logins, locked_until FROM users "
-                            "WHERE username = :u FOR UPDATE"), {"u": username}).first()
+def authenticate(conn, username, password, refusing=None):
+    """(user, None) on success, (None, REFUSED) otherwise. `refusing` is why the caller refuses this attempt
+    whatever the password (too many failures, see lockout), or None; the answer is the same either way."""
+    row = conn.execute(text("SELECT id, password_hash, active FROM users WHERE username = :u"),
+                       {"u": username}).first()
     matches = check_password_hash(row.password_hash if row else _dummy_hash(), password)
-    now = datetime.now(timezone.utc)
     if row is None:
         reason = "no such user"
-    elif row.locked_until and row.locked_until > now:
-        reason = "account locked"
+    elif refusing:
+        reason = refusing
     elif not row.active:
         reason = "account inactive"
     elif not matches:
         reason = "wrong password"
-        failures = row.failed_logins + 1
-        locked = now + LOCKOUT if failures >= MAX_FAILURES else None
-        conn.execute(text("UPDATE users SET failed_logins = :f, locked_until = :l WHERE id = :id"),
-                     {"f": 0 if locked else failures, "l": locked, "id": row.id})
     else:
-        conn.execute(text("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = :id"),
-                     {"id": row.id})
         return get(conn, row.id), None
     log.warning("sign-in refused for %r: %s", username[:80], reason)
     return None, REFUSED
@@ -123,7 +114,7 @@ def create(conn, username, password, role, full_name=None, crew_codes=()):
     user_id = conn.execute(text("""
         INSERT INTO users (username, password_hash, role, full_name) VALUES (:u, :p, :r, :n)
         ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash, role = excluded.role,
-            full_name = excluded.full_name, failed_logins = 0, locked_until = NULL
+            full_name = excluded.full_name
         RETURNING id"""), {"u": username, "p": generate_password_hash(password), "r": role,
                            "n": full_name}).scalar_one()
     conn.execute(text("DELETE FROM crew_members WHERE user_id = :id"), {"id": user_id})
