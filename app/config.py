@@ -104,6 +104,12 @@ class Config:
         self.PUBLIC_REPORT_LIMIT = _limit("PIN311_PUBLIC_REPORT_LIMIT", "5 per minute;30 per hour")
         # Proxies in front that we trust to set X-Forwarded-For/-Proto; 0 = clients connect directly.
         self.PROXY_HOPS = _proxy_hops()
+        # Each open console's live stream holds one server thread: at most this many per process, so the
+        # other threads always serve requests (pin311 serve sets it from --threads; see the README).
+        self.LIVE_STREAMS = _int("PIN311_LIVE_STREAMS", 4)
+        if self.LIVE_STREAMS < 1:
+            raise ConfigError(f"PIN311_LIVE_STREAMS must be at least 1, got {self.LIVE_STREAMS}")
+        self.LIVE_STREAM_SECONDS = 600      # then the browser reconnects (and may land on another process)
         self.BASEMAP_URL = os.environ.get("PIN311_BASEMAP_URL", "")
         self.DUPLICATE_RADIUS_M = _int("PIN311_DUPLICATE_RADIUS_M", 150)
         self.MAX_CONTENT_LENGTH = _int("PIN311_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)

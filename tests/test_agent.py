@@ -239,3 +239,37 @@ def test_console_settings_follow_the_configuration(client, staff, app, monkeypat
     monkeypatch.setitem(app.config, "DUPLICATE_RADIUS_M", 80)
     assert settings()["basemap"] == "https://tiles.example.org/{z}/{x}/{y}.png"
     assert settings()["duplicateRadius"] == 80
+
+
+def test_live_streams_are_capped_per_process_and_end_by_themselves(app, staff, monkeypatch):
+    """Each open console's stream holds a server thread: past LIVE_STREAMS a console is told 503 + Retry-After
+    (and polls) instead of taking the threads every other request needs; a stream ends after its lifetime and
+    the browser reconnects, so no stream holds a thread for ever."""
+    from app.agent.events import hub_for
+    hub = hub_for(app)
+    deadline = time.monotonic() + 10      # earlier tests' streams (their reader threads) may still be closing
+    while hub.subscriber_count() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    baseline = hub.subscriber_count()
+    monkeypatch.setitem(app.config, "LIVE_STREAMS", baseline + 2)
+    monkeypatch.setitem(app.config, "AGENT_SSE_KEEPALIVE_SECONDS", 0.1)
+    monkeypatch.setitem(app.config, "LIVE_STREAM_SECONDS", 60)
+    clients = [app.test_client() for _ in range(3)]
+    for c in clients:
+        login(c, staff["agent"])
+    held = [c.get("/agent/events", buffered=False) for c in clients[:2]]
+    assert [r.status_code for r in held] == [200, 200] and hub.subscriber_count() == baseline + 2
+    refused = clients[2].get("/agent/events", headers=JSON)
+    assert refused.status_code == 503 and refused.headers["Retry-After"] == "30"
+    assert refused.get_json()["error"] == "busy"
+    held[0].close()                               # a console closes (never read a byte): its place is free again
+    assert hub.subscriber_count() == baseline + 1
+    monkeypatch.setitem(app.config, "LIVE_STREAM_SECONDS", 0.5)
+    short = clients[2].get("/agent/events", buffered=False)
+    assert short.status_code == 200
+    started = time.monotonic()
+    body = b"".join(short.response)               # ends by itself: the generator returns after its lifetime
+    assert time.monotonic() - started < 5 and b"retry: 3000" in body
+    short.close()
+    held[1].close()
+    assert hub.subscriber_count() == baseline

@@ -30,9 +30,12 @@ class EventHub:
         self.listening = threading.Event()
 
     # --- clients -------------------------------------------------------------------------------
-    def subscribe(self):
+    def subscribe(self, limit=None):
+        """A queue of this process's events; None when `limit` subscribers are connected already."""
         q = queue.Queue(maxsize=QUEUE_SIZE)
         with self._lock:
+            if limit is not None and len(self._subscribers) >= limit:
+                return None
             self._subscribers.add(q)
             if self._thread is None or not self._thread.is_alive():
                 self.listening.clear()
@@ -133,16 +136,17 @@ def hub_for(app):
     return hub
 
 
-def sse_stream(hub, keepalive_seconds=15):
-    """Server-sent events for one client: `ready` once listening, then `request` per notification."""
-    q = hub.subscribe()
+def sse_stream(hub, q, keepalive_seconds=15, lifetime_seconds=600):
+    """Server-sent events for one subscribed client: `ready` once listening, then `request` per notification,
+    for `lifetime_seconds`; then the stream ends and the browser's EventSource reconnects by itself."""
+    ends = time.monotonic() + lifetime_seconds
     try:
         yield "retry: 3000\n\n"
         if hub.listening.wait(5):
             yield "event: ready\ndata: {}\n\n"
-        while True:
+        while time.monotonic() < ends:
             try:
-                message = q.get(timeout=keepalive_seconds)
+                message = q.get(timeout=max(0.01, min(keepalive_seconds, ends - time.monotonic())))
             except queue.Empty:
                 yield ": keep-alive\n\n"
                 continue

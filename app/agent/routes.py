@@ -129,9 +129,17 @@ def neighbourhoods():
 @roles_required(*STAFF)
 def events():
     """Server-sent events: every new or changed request, relayed from PostgreSQL LISTEN."""
+    config = current_app.config
     hub = hub_for(current_app._get_current_object())
-    keepalive = current_app.config.get("AGENT_SSE_KEEPALIVE_SECONDS", 15)
-    response = Response(sse_stream(hub, keepalive), mimetype="text/event-stream")
+    q = hub.subscribe(limit=config["LIVE_STREAMS"])
+    if q is None:   # every stream thread of this process is taken: the console polls and asks again later
+        response = jsonify(error="busy", message="live updates are busy on this server; the console refreshes "
+                                                 "by itself and tries again shortly")
+        response.status_code, response.headers["Retry-After"] = 503, "30"
+        return response
+    stream = sse_stream(hub, q, config.get("AGENT_SSE_KEEPALIVE_SECONDS", 15), config["LIVE_STREAM_SECONDS"])
+    response = Response(stream, mimetype="text/event-stream")
+    response.call_on_close(lambda: hub.unsubscribe(q))    # also when the stream never started
     response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Accel-Buffering"] = "no"   # nginx: do not buffer the stream
     return response

@@ -10,10 +10,13 @@ import click
 @click.option("--port", default=lambda: int(os.environ.get("PIN311_PORT", "5000")), type=int,
               show_default="5000")
 @click.option("--workers", default=2, show_default=True)
-@click.option("--threads", default=8, show_default=True, help="threads per worker (live map streams hold one)")
+@click.option("--threads", default=16, show_default=True,
+              help="threads per worker; open agent consoles' live streams may hold up to half of them")
 def group(host, port, workers, threads):
     """Serve the app on HOST:PORT (gunicorn, threaded workers)."""
     click.echo(f"pin311 on http://{host}:{port}/  (Ctrl-C to stop)")
+    # Live streams (one per open console) may take half the threads; the rest always serve requests.
+    os.environ.setdefault("PIN311_LIVE_STREAMS", str(max(1, threads // 2)))
     os.execv(sys.executable, [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}",
                               "--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread",
                               "--timeout", "60", "--graceful-timeout", "5", "--access-logfile", "-",
