@@ -119,6 +119,14 @@ def validate_attributes(service, values):
     return clean
 
 
+def check_answer(definition, raw):
+    """One answer, checked and cleaned as validate_attributes does (a question asked on its own, by text)."""
+    field = f"attribute[{definition['code']}]"
+    if raw is None or raw == "" or raw == []:
+        raise InvalidAttribute(f"{definition.get('description') or definition['code']} is required", field=field)
+    return _check_value(definition, raw, field)
+
+
 def _check_value(definition, raw, field):
     kind = definition.get("datatype", "string")
     allowed = {str(v["key"]) for v in definition.get("values") or []}

@@ -184,7 +184,17 @@ def test_sms_status_report_and_forged_requests(client, conn, monkeypatch):
     assert answer.status_code == 200 and "is open" in answer.get_data(as_text=True)
     asks = _signed(client, "sms", {"From": "+16175550151", "Body": "dead raccoon at 615 E Fourth St",
                                    "MessageSid": "SMtest1"}).get_data(as_text=True)
-    assert "Pick up Dead Animal" in asks and "How big is the animal?" in asks
+    assert "Pick up Dead Animal" in asks and "How big is the animal?" in asks and "2 Medium" in asks
+    wrong = _signed(client, "sms", {"From": "+16175550151", "Body": "huge", "MessageSid": "SMtest1b"})
+    assert "one of the numbers" in wrong.get_data(as_text=True) and "How big" in wrong.get_data(as_text=True)
+    answered = _signed(client, "sms", {"From": "+16175550151", "Body": "2", "MessageSid": "SMtest1c"})
+    assert "Pick up Dead Animal request" in answered.get_data(as_text=True), answered.get_data(as_text=True)
+    assert "615 E Fourth St" in answered.get_data(as_text=True)      # the reply says where it was filed
+    filed = conn.scalar(text("SELECT attributes FROM service_requests WHERE idempotency_key = 'sms-SMtest1c'"))
+    assert filed == {"animal_size": "medium"}
+    again = _signed(client, "sms", {"From": "+16175550151", "Body": "2", "MessageSid": "SMtest1c"})   # Twilio retry
+    assert "was created" in again.get_data(as_text=True)
+    assert conn.scalar(text("SELECT count(*) FROM service_requests WHERE idempotency_key LIKE 'sms-SMtest1%'")) == 1
     made = _signed(client, "sms", {"From": "+16175550151", "Body": "full trash can at 615 E Fourth St",
                                    "MessageSid": "SMtest2"}).get_data(as_text=True)
     assert "Empty Litter Basket request" in made and "was created" in made
@@ -219,6 +229,13 @@ def test_sms_reports_by_latitude_longitude_and_answers_a_texter_can_act_on(clien
     assert (row.lat, row.lon, row.channel) == (pytest.approx(42.3345), pytest.approx(-71.0398), "sms")
     assert row.districts["police_districts"]["code"] == "C6"
     assert "outside the city" in text_("full trash can at geo:42.3736,-71.1097", "SMcoord2")
+    # a category with a required question: the place is checked before anything is asked
+    assert "outside the city" in text_("dead raccoon at 42.3736, -71.1097", "SMcoord2b")
+    assert "How big" in text_("dead raccoon at 42.3345, -71.0398", "SMcoord2c")
+    conn.execute(text("UPDATE sms_conversations SET updated_at = now() - interval '2 hours' "
+                      "WHERE phone = '+16175550153'"))
+    conn.commit()
+    assert "what and where" in text_("2", "SMcoord2d")          # an hour later the question is forgotten
     not_found = text_("full trash can at 1350 Massachusetts Ave, Cambridge", "SMcoord3")
     assert "could not find '1350 Massachusetts Ave, Cambridge'" in not_found and "pin" not in not_found
     two = text_("full trash can at 100 Tremont St", "SMcoord4")

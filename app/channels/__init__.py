@@ -14,7 +14,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import Enqueue, Gather, VoiceResponse
 
 from app.extensions import csrf, db
-from gis import intake, notify
+from gis import intake, notify, sms_reports
 from gis.errors import AddressNotFound, AmbiguousAddress, Pin311Error
 from gis.public import status_card
 from gis.services import catalogue
@@ -59,6 +59,7 @@ def _status_line(public_id, spoken=False):
 def sms():
     body = (request.form.get("Body") or "").strip()[:1000]
     phone = intake.normalize_phone(request.form.get("From"))
+    sid = (request.form.get("MessageSid") or "")[:64] or None
     reply = MessagingResponse()
     word = body.upper()
     conn = db.connection()
@@ -70,36 +71,42 @@ def sms():
         notify.opt_out(conn, phone, stop=False)
         conn.commit()
         reply.message("Texts from 311 are on again.")
+    elif word in ("HELP", "INFO", "NEW"):
+        if phone and word == "NEW":
+            sms_reports.forget(conn, phone)
+        reply.message("311 by text: text what and where, e.g. 'dead raccoon at 12 Main St', then answer the "
+                      "questions; NEW starts over. STATUS and a number checks a request; STOP ends texts.")
     elif _STATUS.match(body):
         reply.message(_status_line(_STATUS.match(body).group(1)))
     else:
-        reply.message(_report(conn, body, phone))
+        reply.message(_report(conn, body, phone, sid))
     return _twiml(reply)
 
 
-def _report(conn, body, phone):
-    """'dead raccoon at 12 Main St' → a request; otherwise say what is missing."""
+def _report(conn, body, phone, sid):
+    """'dead raccoon at 12 Main St' → a request, or its first question; an answer → the next, or the request."""
+    if sid:   # Twilio retries a text it got no answer to: the report it filed is the answer again
+        done = intake.find_ticket(conn, idempotency_key=f"sms-{sid}")
+        conn.rollback()
+        if done:
+            return f"Thank you: {done['service_name']} request {done['public_id']} was created."
+    if not phone:
+        return "311 takes reports by text only from a phone number it can answer. Please call 311."
     match = _AT.match(body)
-    if not match:
-        return ("To report a problem text what and where, e.g. 'dead raccoon at 12 Main St'. "
-                "To check a request text STATUS and its number.")
-    found = catalogue.search(conn, match.group("what"), public_only=True, limit=1)
-    if not found:
-        return "We could not tell which kind of problem that is. Please call 311 or use the website."
-    service = found[0]
-    missing = [a.get("description") or a["code"] for a in service.attributes if a.get("required")]
-    if missing:
-        return (f"A {service.name} report needs an answer we cannot take by text ({missing[0]}). "
-                "Please call 311 or use the website.")
-    where = match.group("where").strip()
-    point = _LAT_LON.match(where)
-    place = dict(lat=float(point["lat"]), lon=float(point["lon"])) if point else dict(address=where)
+    convo = sms_reports.waiting(conn, phone)
     try:
-        ticket = intake.submit_request(conn, intake.NewRequest(
-            service_code=service.code, **place, description=body, contact={"phone": phone},
-            channel="sms", actor=f"sms:{phone}", public_only=True,
-            idempotency_key="sms-" + request.form.get("MessageSid", "")[:64] if request.form.get("MessageSid")
-            else None))
+        if convo is not None and not match:
+            return sms_reports.answer(conn, convo, body, sid).text
+        if not match:
+            return ("To report a problem text what and where, e.g. 'dead raccoon at 12 Main St'. "
+                    "To check a request text STATUS and its number.")
+        found = catalogue.search(conn, match.group("what"), public_only=True, limit=1)
+        if not found:
+            return "We could not tell which kind of problem that is. Please call 311 or use the website."
+        where = match.group("where").strip()
+        point = _LAT_LON.match(where)
+        return sms_reports.start(conn, phone, found[0], (point["lat"], point["lon"]) if point else where,
+                                 body, sid).text
     except AddressNotFound:
         # the intake's own hint ("drop a pin") is for screens; a text can only say it otherwise
         city = current_app.config["CITY_NAME"]
@@ -111,7 +118,6 @@ def _report(conn, body, phone):
                 "Text the report again with the neighbourhood or ZIP code.")
     except Pin311Error as exc:
         return f"We could not take that report: {exc.message}"
-    return f"Thank you: {service.name} request {ticket['public_id']} was created. Reply STATUS {ticket['public_id']}."
 
 
 @bp.post("/voice")
