@@ -63,6 +63,37 @@ def test_near_me_by_address_and_by_position(client, conn):
     assert client.get("/near?address=zzzz nowhere qqq").status_code in (400, 404)
 
 
+def test_near_me_places_an_address_by_the_intake_rules(client):
+    unknown = client.get("/near?address=10 Brattle St, Cambridge")
+    page = unknown.get_data(as_text=True)
+    assert unknown.status_code == 400 and "could not find" in page and "Seattle" not in page and "Within" not in page
+    twice = client.get("/near?address=100 Tremont St")
+    page = twice.get_data(as_text=True)
+    assert twice.status_code == 400 and "more than one" in page and "Within" not in page
+    links = dict((label, href.replace("&amp;", "&")) for href, label in
+                 re.findall(r'<li><a href="([^"]+)">([^<]+)</a></li>', page.split('id="near-choices"')[1]))
+    assert {"Boston", "Brighton"} <= {label.split(", ")[1] for label in links}
+    brighton = client.get(next(href for label, href in links.items() if "Brighton" in label))
+    assert brighton.status_code == 200
+    assert "Within 400 m of 100 Tremont St, Brighton, MA 02135" in brighton.get_data(as_text=True)
+
+
+def test_history_says_each_step_once(client, conn):
+    ticket = submit(conn)
+    lifecycle.apply(conn, ticket["public_id"], "close", "agent:test", public_note="Case closed",
+                    reason="fixed")
+    conn.commit()
+    page = client.get(f"/requests/{ticket['public_id']}").get_data(as_text=True)
+    history = page.split('class="history"')[1].split("</ol>")[0]
+    assert "Closed: Case closed" in history and "closed (closed)" not in history
+    assert "Reported: Request received" in history
+
+
+def test_home_page_links_to_find_my_request(client):
+    page = client.get("/").get_data(as_text=True)
+    assert 'href="/requests"' in page and "Find my request" in page
+
+
 def test_report_form_submits_on_the_intake_path_with_a_clean_photo(client, conn, app, tmp_path):
     app.config["MEDIA_DIR"] = str(tmp_path)
     token = _csrf(client)
@@ -71,8 +102,9 @@ def test_report_form_submits_on_the_intake_path_with_a_clean_photo(client, conn,
         "lat": str(SOUTH_BOSTON[0]), "lon": str(SOUTH_BOSTON[1]), "description": "Loose dog",
         "first_name": "Pat", "email": "pat.resident@example.org",
         "photo": (io.BytesIO(_jpeg_with_gps()), "dog.jpg", "image/jpeg")}, content_type="multipart/form-data")
-    assert res.status_code == 201
-    number = re.search(r'id="ticket-number">(\d+)<', res.get_data(as_text=True)).group(1)
+    assert res.status_code == 303
+    thanks = client.get(res.headers["Location"])
+    number = re.search(r'id="ticket-number">(\d+)<', thanks.get_data(as_text=True)).group(1)
     row = conn.execute(text("SELECT r.channel, r.media_url, r.crew_id IS NOT NULL AS routed, c.email "
                             "FROM service_requests r JOIN contacts c ON c.request_id = r.id WHERE r.public_id = :p"),
                        {"p": number}).one()
@@ -112,12 +144,6 @@ def test_report_form_errors_are_shown_and_nothing_is_written(client, conn):
     assert conn.execute(text("SELECT count(*) FROM service_requests")).scalar() == before
 
 
-def test_report_is_rate_limited(rate_limited):
-    client = rate_limited(WTF_CSRF_ENABLED=False, PUBLIC_REPORT_LIMIT="3 per minute").test_client()
-    codes = [client.post("/report", data={"service_code": "nope"}).status_code for _ in range(5)]
-    assert codes[:3] == [400, 400, 400] and codes[3:] == [429, 429]
-
-
 def test_public_map_renders_points_in_chromium(page, live_server, conn):
     from tests.conftest import screenshot
     submit(conn)
@@ -153,6 +179,42 @@ def test_public_map_renders_points_in_chromium(page, live_server, conn):
     statuses = page.evaluate("[...new Set(window.publicMap.queryRenderedFeatures({layers: ['request-points']})"
                              ".map(f => f.properties.status))]")
     assert set(statuses) <= {"closed"}
+
+
+def test_phone_map_shows_the_card_on_screen_and_lists_requests_at_one_spot(browser, live_server, conn):
+    from tests.conftest import screenshot
+    spot = (42.33521, -71.04412)      # two tickets at one point, e.g. two callers about the same dog
+    ids = {submit(conn, lat=spot[0], lon=spot[1])["public_id"] for _ in range(2)}
+    context = browser.new_context(viewport={"width": 390, "height": 844}, bypass_csp=True, has_touch=True)
+    page = context.new_page()
+    try:
+        page.goto(f"{live_server}/map#18/{spot[0]}/{spot[1]}")
+        page.wait_for_selector("#map[data-ready=true]", timeout=30000)
+        page.wait_for_function("window.publicMap.loaded() && window.publicMap.areTilesLoaded() && "
+                               "window.publicMap.queryRenderedFeatures({layers: ['request-points']}).length > 0",
+                               timeout=30000)
+        x, y = page.evaluate(f"(() => {{ const p = window.publicMap.project([{spot[1]}, {spot[0]}]); "
+                             "return [p.x, p.y]; })()")
+        box = page.locator("#map canvas").bounding_box()
+        page.mouse.click(box["x"] + x, box["y"] + y)
+        page.wait_for_selector("#card.sheet .pick-list", timeout=10000)
+        listed = set(page.eval_on_selector_all("#card .pick-list button", "bs => bs.map(b => b.dataset.id)"))
+        assert ids <= listed
+
+        def on_screen():
+            card = page.locator("#card").bounding_box()
+            return card["y"] >= 0 and card["y"] + card["height"] <= 844 and card["height"] > 50
+        assert on_screen()
+        screenshot(page, "public-map-phone-list")
+        first = sorted(ids)[0]
+        page.click(f"#card .pick-list button[data-id='{first}']")
+        page.wait_for_selector("#card .badge", timeout=10000)
+        assert first in page.inner_text("#card") and on_screen()
+        screenshot(page, "public-map-phone-card")
+        page.click("#card .sheet-close")
+        assert "sheet" not in page.get_attribute("#card", "class")
+    finally:
+        context.close()
 
 
 @pytest.mark.parametrize("path", ["/map", "/report", "/requests", "/near"])
@@ -191,3 +253,14 @@ def test_resident_reports_in_chromium_with_questions_and_a_pin(page, live_server
                        {"p": number}).one()
     assert row.channel == "web" and row.service_code == "animal-generic"
     screenshot(page, "public-report-done")
+    made = conn.execute(text("SELECT count(*) FROM service_requests")).scalar()
+    page.reload()                          # Post/Redirect/Get: the thank-you page again, no second report
+    assert page.inner_text("#ticket-number") == number
+    page.go_back()                         # back to the form (refilled by the browser) and send it again
+    page.wait_for_selector("#questions[data-service=animal-generic] select", timeout=10000)
+    page.select_option("#questions select", "dog")
+    page.click("#report-form button[type=submit]")
+    page.wait_for_selector("#sent-before", timeout=20000)
+    assert page.inner_text("#ticket-number") == number
+    conn.rollback()
+    assert conn.execute(text("SELECT count(*) FROM service_requests")).scalar() == made

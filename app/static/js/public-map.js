@@ -47,7 +47,10 @@ for (const layer of ["request-points", "request-clusters"]) {
   map.on("mouseenter", layer, () => { map.getCanvas().style.cursor = "pointer"; });
   map.on("mouseleave", layer, () => { map.getCanvas().style.cursor = ""; });
 }
-map.on("click", "request-points", (e) => showCard(e.features[0].properties.public_id));
+map.on("click", "request-points", (e) => {   // every request drawn under the finger, not just the top one
+  const { x, y } = e.point;
+  choose(map.queryRenderedFeatures([[x - 8, y - 8], [x + 8, y + 8]], { layers: ["request-points"] }));
+});
 map.on("click", "request-clusters", (e) => map.easeTo({ center: e.lngLat, zoom: Math.max(map.getZoom() + 2, 14) }));
 
 container.addEventListener("keydown", (e) => {
@@ -55,7 +58,7 @@ container.addEventListener("keydown", (e) => {
   const centre = map.project(map.getCenter());
   const found = map.queryRenderedFeatures([[centre.x - 40, centre.y - 40], [centre.x + 40, centre.y + 40]],
                                           { layers: ["request-points"] });
-  if (found.length) showCard(found[0].properties.public_id);
+  if (found.length) choose(found);
   else if (map.getZoom() < 14) map.easeTo({ zoom: 14 });
 });
 
@@ -66,12 +69,46 @@ form.addEventListener("submit", (e) => {
   map.getSource("requests").setTiles(requestTiles(filterQuery()));
 });
 
+// One request: its card. Several at one spot (a point shared by a few tickets, or points a finger
+// cannot tell apart): a short list to pick from. Features repeat across tile edges, hence the Map.
+function choose(features) {
+  const found = [...new Map(features.map((f) => [f.properties.public_id, f.properties])).values()];
+  if (found.length === 1) { showCard(found[0].public_id); return; }
+  if (!found.length) return;
+  const pick = (p) => el("li", {}, el("button", { type: "button", class: "link", "data-id": p.public_id },
+                                      `${p.service_name} — ${nice(p.status)}, ${day(p.requested)}`));
+  const shown = found.slice(0, 12);
+  showInCard(el("h2", { id: "card-h" }, `${found.length} requests here`),
+             el("ul", { class: "pick-list" }, ...shown.map(pick)),
+             ...(found.length > shown.length ? [el("p", { class: "muted" }, "Zoom in to see the others.")] : []));
+  card.querySelectorAll("button[data-id]").forEach((b) => b.addEventListener("click", () => showCard(b.dataset.id)));
+}
+
+// The card lives in the side panel; on a phone the panel is below the map and the filters, so the card
+// opens as a sheet over the bottom of the screen instead (CSS), with a Close button.
+const narrow = window.matchMedia("(max-width: 700px)");
+function showInCard(...children) {
+  const close = el("button", { type: "button", class: "sheet-close secondary" }, "Close");
+  close.addEventListener("click", closeCard);
+  card.replaceChildren(close, ...children);
+  card.classList.add("sheet");
+  card.scrollTop = 0;
+  card.focus({ preventScroll: narrow.matches });
+}
+function closeCard() {
+  card.classList.remove("sheet");
+  card.replaceChildren(el("h2", { id: "card-h" }, "Request details"),
+                       el("p", { class: "muted" }, "Select a point on the map to see its status."));
+  container.focus();
+}
+document.addEventListener("keydown", (e) => { if (e.key === "Escape" && card.classList.contains("sheet")) closeCard(); });
+
 async function showCard(publicId) {
   const res = await fetch(`/requests/${encodeURIComponent(publicId)}.json`);
   if (!res.ok) return;
   const { card: c, history } = await res.json();
   const notes = history.filter((h) => h.note);
-  card.replaceChildren(
+  showInCard(
     el("h2", { id: "card-h" }, c.service_name),
     el("p", { class: `badge ${c.status}` }, nice(c.status) + (c.closure_reason ? ` — ${nice(c.closure_reason)}` : "")),
     el("dl", { class: "facts" },
@@ -83,5 +120,4 @@ async function showCard(publicId) {
                         el("ul", {}, ...notes.map((n) => el("li", {}, `${day(n.at)}: ${n.note}`)))] : []),
     ...(c.media_url ? [el("img", { src: c.media_url, alt: "Photo sent with the request" })] : []),
     el("p", {}, el("a", { href: c.url }, "Full status and history")));
-  card.focus?.();
 }
