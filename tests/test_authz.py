@@ -65,6 +65,7 @@ POLICY = {
         ("public.status_map", "GET"), ("public.near_me", "GET"), ("public.find_request", "GET"),
         ("public.request_status", "GET"), ("public.request_card", "GET"), ("public.photo", "GET"),
         ("public.report_form", "GET"), ("public.report_submit", "POST"), ("public.report_questions", "GET"),
+        ("public.report_sent", "GET"),
         ("open311.discovery", "GET"), ("open311.services", "GET"), ("open311.service_definition", "GET"),
         ("open311.list_requests", "GET"), ("open311.get_request", "GET"), ("open311.token", "GET"))},
     # Open311 writes need an api_key (tested below), whoever is signed in
