@@ -28,11 +28,17 @@ import pyarrow.json as pa_json
 from sqlalchemy import text
 from tqdm import tqdm
 
+from gis import geocode
 from gis.errors import InvalidInput
+from gis.intake import PLACE_MIN_SCORE
 from gis.routing import Router
 from gis.spatial_index import LayerIndex
 
 FORMATS = ("boston-csv", "open311-json")
+# Boston's systems file a request they could not place on City Hall: a fake hot spot in ward 3 / A1 if loaded
+# as it is. Such a row is placed by its address (the geocoder, as intake would: a confident, unambiguous
+# match), else refused with its reason.
+PLACEHOLDERS = ((42.3594, -71.0587),)
 CHUNK = 25_000          # rows per COPY + INSERT … SELECT (the progress bar moves per chunk)
 _CLOSURE = (("duplicate", "duplicate"), ("invalid", "not_found"), ("unable to", "not_found"),
             ("not found", "not_found"), ("refer", "referred"), ("external", "referred"),
@@ -47,11 +53,15 @@ class BulkReport:
     loaded: int = 0
     already_present: int = 0
     duplicates: int = 0          # rows repeating an id seen earlier in the same file
+    placed_by_address: int = 0   # rows on a placeholder point, placed by their address instead
     refused: Counter = field(default_factory=Counter)
 
     def summary(self):
         lines = [f"requests from {self.source}: read {self.read:,}, loaded {self.loaded:,}, "
                  f"already present {self.already_present:,}, repeated in the file {self.duplicates:,}"]
+        if self.placed_by_address:
+            lines.append(f"  placed by their address (they were on the City Hall placeholder point): "
+                         f"{self.placed_by_address:,}")
         for reason, count in self.refused.most_common():
             lines.append(f"  refused {count:,}: {reason}")
         return "\n".join(lines)
@@ -224,6 +234,7 @@ def import_requests(engine, path, fmt, service_code=None, progress=True):
             df["code"] = by_name.fillna(by_code)
         bar.set_description("locating")
         keep = _refuse(df, report)
+        keep &= _place_placeholders(conn, df, keep, report)
         df = df[keep]
         index = LayerIndex(conn)
         where = index.locate(df["lon"].to_numpy(), df["lat"].to_numpy())
@@ -295,6 +306,30 @@ def _arrow_table(df):
         columns.append(arr)
         names.append(name)
     return pa.Table.from_arrays(columns, names=names)
+
+
+def _place_placeholders(conn, df, keep, report):
+    """Rows (among `keep`) on a placeholder point get their address's point; False for those that cannot."""
+    lat, lon = df["lat"].to_numpy().round(4), df["lon"].to_numpy().round(4)
+    on = np.zeros(len(df), dtype=bool)
+    for p_lat, p_lon in PLACEHOLDERS:
+        on |= (lat == p_lat) & (lon == p_lon)
+    on &= keep
+    placed = np.ones(len(df), dtype=bool)
+    if not on.any():
+        return placed
+    rows = np.flatnonzero(on)
+    found = geocode.geocode_many(conn, df["address"].iloc[rows].tolist())
+    for i, cand in zip(rows, found):
+        if cand is not None and cand.lat is not None and cand.score >= PLACE_MIN_SCORE:
+            df.iat[i, df.columns.get_loc("lat")], df.iat[i, df.columns.get_loc("lon")] = cand.lat, cand.lon
+            report.placed_by_address += 1
+        else:
+            placed[i] = False
+    if not placed.all():
+        report.refused["on the City Hall placeholder point, and no address the gazetteer knows"] += \
+            int((~placed).sum())
+    return placed
 
 
 def _refuse(df, report):

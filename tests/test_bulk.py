@@ -199,3 +199,24 @@ def test_bulk_public_point_and_cache_version_match_live_intake(engine, conn, tmp
                               "WHERE public_id = 'PG-abandoned-vehicle'")).one()
     assert moved[0] and round(moved[1], 4) == -71.0589
     assert data_version(conn, "requests") == versions + 1
+
+
+def test_rows_on_the_city_hall_placeholder_are_placed_by_their_address_or_refused(engine, conn, tmp_path):
+    """Boston files a request it could not place on City Hall (42.3594, -71.0587): loaded as is, they made a
+    fake hot spot in ward 3 / district A1. They are placed by their address, or refused with the reason."""
+    mark = _mark(conn)
+    hall = {"service_name": "Pick up Dead Animal", "status": "open", "requested_datetime": "2019-03-01T10:00:00-05:00",
+            "lat": 42.3594, "long": -71.0587}
+    records = [{**hall, "service_request_id": "P-1", "address": "615 E Fourth St, South Boston"},
+               {**hall, "service_request_id": "P-2", "address": "somewhere we never heard of"},
+               {**hall, "service_request_id": "P-3", "lat": 42.35941, "long": -71.05874, "address": ""}]
+    path = tmp_path / "placeholder.jsonl.gz"
+    with gzip.open(path, "wt") as f:
+        f.write("\n".join(json.dumps(r) for r in records))
+    report = bulk.import_requests(engine, path, "open311-json", progress=False)
+    assert report.loaded == 1 and report.placed_by_address == 1
+    assert report.refused["on the City Hall placeholder point, and no address the gazetteer knows"] == 2
+    assert "placed by their address" in report.summary()
+    (row,) = _new_requests(conn, mark)
+    assert row.public_id == "P-1" and row.districts["police_districts"]["code"] == "C6"
+    assert abs(row.lat - 42.3345) < 0.001 and abs(row.lon + 71.0398) < 0.001
