@@ -228,3 +228,26 @@ def test_upgrade_without_the_right_to_create_postgis_says_what_to_run(scratch_db
             c.execute(text(f'ALTER DATABASE "{make_url(scratch_db).database}" OWNER TO postgres'))
             c.execute(text("DROP ROLE IF EXISTS pin311_limited"))
         admin.dispose()
+
+
+@pytest.mark.parametrize("own_cluster", [True, False])
+def test_demo_accounts_file_is_only_for_the_checkouts_own_database(monkeypatch, tmp_path, own_cluster):
+    """`pin311 demo load` against another database (DATABASE_URL) printed its passwords into the checkout's
+    var/demo-accounts.txt, replacing the ones of the checkout's own database."""
+    from click.testing import CliRunner
+
+    from app import localdb
+    from app.cli import demo as demo_cli
+    monkeypatch.setattr(demo_cli.demo, "load", lambda engine, with_requests: iter(["loaded"]))
+    monkeypatch.setattr(demo_cli.demo, "create_staff", lambda engine, create: [("demo-agent", "agent", "pw-123")])
+    monkeypatch.setattr(localdb, "ROOT", tmp_path)
+    monkeypatch.setattr(demo_cli, "uses_local_cluster", lambda: own_cluster)
+    monkeypatch.setattr(demo_cli, "engine_for", lambda url: None)
+    monkeypatch.setattr(demo_cli, "database_url", lambda: "postgresql://elsewhere/db")
+    out = CliRunner().invoke(demo_cli.group, ["load"])
+    assert out.exit_code == 0, out.output
+    assert "pw-123" in out.output
+    notes = tmp_path / "var" / "demo-accounts.txt"
+    assert notes.exists() is own_cluster
+    if own_cluster:
+        assert notes.read_text() == "demo-agent\tagent\tpw-123\n" and notes.stat().st_mode & 0o077 == 0
