@@ -467,6 +467,7 @@ def test_a_weak_address_guess_says_so_and_asks_before_placing_the_pin(page, live
     page.press("#address-search", "Enter")
     confirm = page.locator("#weak-confirm")
     confirm.wait_for()
+    screenshot(page, "agent-weak-address")
     assert "Seattle St" in confirm.inner_text() and "10 Brattle St, Cambridge" in confirm.inner_text()
     assert page.get_attribute("#weak-confirm", "role") == "alert"
     assert page.evaluate("window.pin311Console.state.lat") is None          # no pin on a guess
@@ -565,6 +566,65 @@ def _an_address_200_m_away(conn):
           AND NOT ST_DWithin(geom::geography, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, 180)
         ORDER BY id LIMIT 1"""), {"lat": SOUTH_BOSTON[0], "lon": SOUTH_BOSTON[1]}).one()
     return row.lat, row.lon
+
+
+# --- a ticket by its number, and the caller's tickets where they stand ------------------------------------
+
+def _centre_near(page, lat, lon):
+    page.wait_for_function("""([lat, lon]) => { const m = window.pin311Console.map, c = m.getCenter();
+        return !m.isMoving() && Math.abs(c.lat - lat) < 0.0005 && Math.abs(c.lng - lon) < 0.0005; }""",
+                           arg=[lat, lon], timeout=10000)
+
+
+def test_a_ticket_number_flies_to_the_ticket_and_shows_where_it_stands(page, live_server, staff, conn):
+    old = _ticket(conn, SOUTH_BOSTON[0] + 0.0011, SOUTH_BOSTON[1] - 0.0009)
+    conn.execute(text("UPDATE service_requests SET requested_at = now() - interval '400 days' WHERE id = :i"),
+                 {"i": old["id"]})
+    conn.commit()
+    row = conn.execute(text("SELECT ST_Y(geom) AS lat, ST_X(geom) AS lon, requested_at, expected_at "
+                            "FROM service_requests WHERE id = :i"), {"i": old["id"]}).one()
+    _open_console(page, live_server, staff["agent"])
+    page.fill("#find-ticket", f"#{old['public_id']}")
+    page.press("#find-ticket", "Enter")
+    card = page.locator("#ticket-view")
+    page.wait_for_selector(f"#ticket-view-h:has-text('#{old['public_id']}')")
+    _centre_near(page, row.lat, row.lon)
+    assert page.inner_text("#ticket-view [data-k=status]") == "open"
+    assert page.inner_text("#ticket-view [data-k=crew]").startswith("Animal Control")
+    assert re.search(r"\d", page.inner_text("#ticket-view [data-k=expected]"))
+    # a date of another year says its year; this year's does not
+    this_year = page.evaluate("new Date().getFullYear()")
+    reported = page.inner_text("#ticket-view [data-k=requested]")
+    assert str(this_year - 1) in reported or str(this_year - 2) in reported, reported
+    expected_year = page.evaluate("(iso) => new Date(iso).getFullYear()", row.expected_at.isoformat())
+    if expected_year == this_year:
+        assert str(this_year) not in page.inner_text("#ticket-view [data-k=expected]")
+    assert page.evaluate("document.activeElement.id") == "ticket-view"
+    screenshot(page, "agent-ticket-lookup")
+    page.keyboard.press("Escape")
+    assert card.is_hidden()
+
+    page.fill("#find-ticket", "999999999")
+    page.press("#find-ticket", "Enter")
+    page.wait_for_selector("#ticket-view .alert:has-text('No ticket #999999999')")
+
+
+def test_a_line_of_the_callers_history_or_recent_work_shows_that_ticket(page, live_server, staff, conn):
+    open_one = _ticket(conn, *SOUTH_BOSTON, phone="+1 617 555 0142", actor=f"agent:{staff['agent']}")
+    mine = _ticket(conn, SOUTH_BOSTON[0] + 0.002, SOUTH_BOSTON[1], actor=f"agent:{staff['agent']}")
+    _open_console(page, live_server, staff["agent"], "/agent/call?from=%2B16175550142")
+    line = page.locator(f"#caller-history button:has-text('#{open_one['public_id']}')")
+    line.wait_for()
+    assert "expected" in line.inner_text()
+    line.click()
+    page.wait_for_selector(f"#ticket-view-h:has-text('#{open_one['public_id']}')")
+    assert page.inner_text("#ticket-view [data-k=status]") == "open"
+    assert re.search(r"\d", page.inner_text("#ticket-view [data-k=expected]"))
+    _centre_near(page, *SOUTH_BOSTON)
+    recent = page.locator(f"#recent-list button:has-text('#{mine['public_id']}')")
+    recent.click()
+    page.wait_for_selector(f"#ticket-view-h:has-text('#{mine['public_id']}')")
+    _centre_near(page, SOUTH_BOSTON[0] + 0.002, SOUTH_BOSTON[1])
 
 
 @pytest.mark.skipif(not __import__("os").environ.get("PIN311_README_SHOT"),

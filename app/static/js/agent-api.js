@@ -121,6 +121,8 @@ export function el(tag, attrs = {}, ...children) {
 export function formatDate(iso) {
   if (!iso) return "—";
   const d = new Date(iso);
-  return d.toLocaleString(undefined, { weekday: "short", day: "numeric", month: "short", hour: "2-digit",
+  // "Sun, Apr 12" reads as this year's April: any other year is written out.
+  const year = d.getFullYear() !== new Date().getFullYear() ? { year: "numeric" } : {};
+  return d.toLocaleString(undefined, { weekday: "short", day: "numeric", month: "short", ...year, hour: "2-digit",
                                        minute: "2-digit" });
 }

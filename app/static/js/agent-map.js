@@ -92,6 +92,7 @@ export function createMap(settings, { onPlace }) {
   const ready = new Promise((resolve) => map.on("load", () => { addLayers(map, settings); resolve(); }));
   // Hovering an open request names it (number, category, status); clicking still places the pin.
   const hover = new maplibregl.Popup({ closeButton: false, closeOnClick: false, offset: 8, className: "request-tip" });
+  const found = new maplibregl.Popup({ closeButton: false, closeOnClick: false, offset: 10, className: "ticket-tip" });
   for (const layer of ["requests", "duplicates"]) {
     map.on("mousemove", layer, (e) => {
       const p = e.features[0].properties;
@@ -178,7 +179,12 @@ export function createMap(settings, { onPlace }) {
         type: "Feature", geometry: { type: "Point", coordinates: [d.lon, d.lat] },
         properties: { public_id: d.public_id, status: d.status, service_name: d.service_name } })) });
     },
-    flyTo(lat, lon) { map.flyTo({ center: [lon, lat], zoom: 16, speed: 2.2 }); },
+    // A looked-up ticket: fly there and name it, so its dot stands out among the others.
+    showTicket(lat, lon, label) {
+      map.flyTo({ center: [lon, lat], zoom: 16, speed: 2.2 });
+      found.setLngLat([lon, lat]).setText(label).addTo(map);
+    },
+    hideTicket() { found.remove(); },
   };
 }
 

@@ -4,6 +4,7 @@ import { api, debounce, el, formatDate, newIdempotencyKey, query } from "./agent
 import { combobox, markField, readAttributes, renderAttributes } from "./agent-form.js";
 import { createMap } from "./agent-map.js";
 import { startLive } from "./agent-live.js";
+import { ticketCard } from "./agent-ticket.js";
 
 const $ = (id) => document.getElementById(id);
 const settings = JSON.parse($("console-settings").textContent);
@@ -20,6 +21,7 @@ let pinText = null;
 
 const mapView = createMap(settings, { onPlace: (lat, lon, how) => placed(lat, lon, how) });
 window.pin311Console = { state, map: mapView.map };   // for tests and the curious
+const ticketView = ticketCard($("ticket-view"), { show: mapView.showTicket, hide: mapView.hideTicket });
 
 // --- where -------------------------------------------------------------------------------------------
 const addressBox = combobox($("address-search"), $("address-options"), {
@@ -55,7 +57,7 @@ function askAboutWeak(c) {
   const box = $("weak-confirm");
   box.replaceChildren(
     el("p", {}, el("strong", {}, "Weak match — check with the caller. "),
-       `No address matches “${typed}”; the closest guess is `, el("strong", {}, c.address),
+       `The geocoder only guesses that “${typed}” is `, el("strong", {}, c.address),
        c.neighborhood ? ` (${c.neighborhood})` : "", "."),
     el("button", { type: "button", class: "small", id: "weak-yes", onclick: () => placeCandidate(c) },
        "Caller confirms: place the pin there"), " ",
@@ -350,8 +352,10 @@ function showCaller(data) {
     ? `${data.tickets.length} earlier ticket${data.tickets.length > 1 ? "s" : ""}, ${data.open} open`
     : "No earlier tickets for this number.";
   box.replaceChildren(el("p", { class: "muted" }, head), el("ul", {}, data.tickets.map((t) => el("li", {},
-    el("button", { type: "button", class: `ticket-line ${t.status}`, onclick: () => mapView.flyTo(t.lat, t.lon) },
+    el("button", { type: "button", class: `ticket-line ${t.status}`, onclick: () => ticketView.show(t.public_id) },
        el("strong", {}, `#${t.public_id}`), ` ${t.service_name} · `, el("span", { class: "status" }, t.status.replace("_", " ")),
+       el("span", { class: "due" }, t.status === "closed" ? ` · closed ${formatDate(t.closed_at)}`
+         : ` · expected ${t.expected_at ? formatDate(t.expected_at) : "—"}`),
        el("span", { class: "muted" }, ` · ${[t.address, formatDate(t.requested_at)].filter(Boolean).join(" · ")}`))))));
 }
 
@@ -366,7 +370,7 @@ async function loadRecent() {
   try {
     const { tickets } = await api("/agent/recent");
     $("recent-list").replaceChildren(...tickets.map((t) => el("li", {},
-      el("button", { type: "button", class: `ticket-line ${t.status}`, onclick: () => mapView.flyTo(t.lat, t.lon) },
+      el("button", { type: "button", class: `ticket-line ${t.status}`, onclick: () => ticketView.show(t.public_id) },
         el("strong", {}, `#${t.public_id}`), ` ${t.service_name} · `, el("span", { class: "status" }, t.status.replace("_", " ")),
         el("span", { class: "muted" }, ` · ${t.kind === "caller_attached" ? "caller attached" : "created"}`
           + ` · ${t.crew_name || "unrouted"} · ${settings.role !== "agent" ? t.actor + " · " : ""}${formatDate(t.at)}`)))));
@@ -387,6 +391,8 @@ function debounced(fn, ms) {
 $("call-form").addEventListener("submit", submit);
 $("lookup-caller").addEventListener("click", lookupCaller);
 $("new-call").addEventListener("click", newCall);
+$("ticket-find").addEventListener("submit", (e) => { e.preventDefault(); ticketView.show($("find-ticket").value); });
+$("ticket-view").addEventListener("keydown", (e) => { if (e.key === "Escape") ticketView.close(); });
 document.addEventListener("keydown", (e) => {
   if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); submit(); }
   else if (e.altKey && (e.key === "a" || e.key === "A")) { e.preventDefault(); $("address-search").focus(); }
