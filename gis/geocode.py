@@ -7,6 +7,7 @@ of two streets (closest points of the two streets). Candidates come ranked with 
 import os
 import re
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 
 from sqlalchemy import text
 
@@ -19,7 +20,10 @@ SAME_PLACE_M = 60              # candidates closer than this are one place
 MAX_QUERY = 300
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")   # NUL cannot even be sent to PostgreSQL
 OTHER_NUMBER_FORM = 0.9        # exact street + number, but the number written otherwise (a range)
-LOCALITY_PENALTY = 0.1         # the caller named another neighbourhood or ZIP than the candidate's
+# The caller named another neighbourhood or ZIP than the candidate's: enough that a guessed house number
+# ("1 Washington St, Dorchester" → 3 Washington St, Brighton, 0.69) falls below intake's 0.5, and that an
+# exact address contradicted by both neighbourhood and ZIP does too; one slip on an exact address stays 0.7.
+LOCALITY_PENALTY = 0.3
 
 
 @dataclass
@@ -83,15 +87,33 @@ def _candidate(row, match, score):
                      row.city, row.zip, getattr(row, "id", None))
 
 
-def _locality_bonus(cand, parsed):
+def _locality_bonus(cand, parsed, municipality=frozenset()):
     """A little for each locality the caller gave that agrees, a penalty for one that contradicts:
-    "100 Tremont St, Brighton" must not tie with 100 Tremont St downtown (both score 1.0 otherwise)."""
+    "100 Tremont St, Brighton" must not tie with 100 Tremont St downtown (both score 1.0 otherwise).
+    The municipality's own name ("Boston", written after a Dorchester address too) contradicts nothing."""
     bonus = 0.0
     if parsed.zip and cand.zip:
         bonus += 0.05 if cand.zip == parsed.zip else -LOCALITY_PENALTY
     if parsed.city and cand.city:
-        bonus += 0.05 if parsed.city.lower() == cand.city.lower() else -LOCALITY_PENALTY
+        if parsed.city.lower() == cand.city.lower():
+            bonus += 0.05
+        else:   # "Boston" after a Dorchester address is the city, not a slip: it only breaks ties
+            bonus -= 0.05 if parsed.city.lower() in municipality else LOCALITY_PENALTY
     return bonus
+
+
+@lru_cache(maxsize=16)
+def _municipality_of(engine):
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT d.code, d.name FROM districts d JOIN layers l ON l.id = d.layer_id "
+                                 "WHERE l.kind = 'boundary'")).all()
+    names = {v.lower() for r in rows for v in (r.code, r.name) if v}
+    return frozenset(names | {n[len("city of "):] for n in names if n.startswith("city of ")})
+
+
+def _municipality(conn):
+    """The jurisdiction's own names (its boundary's code and name, "City of " dropped), lower case."""
+    return _municipality_of(conn.engine)
 
 
 def _as_written(row, parsed):
@@ -198,8 +220,9 @@ def geocode(conn, query, limit=5):
         for street, sim in _streets_like(conn, parsed.street):
             if street != parsed.street:
                 cands += _on_street(conn, parsed, street, 0.95 * sim)
+    municipality = _municipality(conn) if parsed.city else frozenset()
     for c in cands:
-        c.score = round(min(1.0, c.score + _locality_bonus(c, parsed)), 3)
+        c.score = round(min(1.0, c.score + _locality_bonus(c, parsed, municipality)), 3)
     return _distinct_places(cands, limit)
 
 
@@ -306,9 +329,11 @@ def geocode_many(conn, queries, ambiguity_gap=0.05, progress=None):
         else:
             parsed[i] = p
 
+    municipality = _municipality(conn)
+
     def settle(i, cands):
         for c in cands:
-            c.score = round(min(1.0, c.score + _locality_bonus(c, parsed[i])), 3)
+            c.score = round(min(1.0, c.score + _locality_bonus(c, parsed[i], municipality)), 3)
         found[i] = _decide(_distinct_places(cands, 2), ambiguity_gap)
 
     for i, cands in _on_streets_many(conn, {i: (p, p.street, 1.0) for i, p in parsed.items()}).items():
