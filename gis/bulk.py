@@ -55,6 +55,7 @@ class BulkReport:
     duplicates: int = 0          # rows repeating an id seen earlier in the same file
     placed_by_address: int = 0   # rows on a placeholder point, placed by their address instead
     refused: Counter = field(default_factory=Counter)
+    unknown_services: Counter = field(default_factory=Counter)   # the service names behind "unknown service"
 
     def summary(self):
         lines = [f"requests from {self.source}: read {self.read:,}, loaded {self.loaded:,}, "
@@ -64,6 +65,10 @@ class BulkReport:
                          f"{self.placed_by_address:,}")
         for reason, count in self.refused.most_common():
             lines.append(f"  refused {count:,}: {reason}")
+        if self.unknown_services:
+            names = ", ".join(f"{name!r} ({n:,})" for name, n in self.unknown_services.most_common(5))
+            lines.append(f"    unknown services, most frequent: {names} — add them to the catalogue, or load "
+                         "the file as one service with --service CODE")
         return "\n".join(lines)
 
 
@@ -347,7 +352,7 @@ def _refuse(df, report):
             report.refused[reason] += int(mask.sum())
             if reason == "unknown service":
                 for name, n in df.loc[mask, "service_name"].value_counts().head(5).items():
-                    report.refused[f"  e.g. service {name!r}"] += int(n)
+                    report.unknown_services[name] += int(n)
         keep &= ~mask
     return keep
 

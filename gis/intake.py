@@ -204,7 +204,8 @@ def place(conn, req):
         best = cands[0]
         rivals = [c for c in cands[1:] if best.score - c.score <= AMBIGUITY_GAP]
         if rivals:
-            raise AmbiguousAddress(f"{query!r} matches {len(rivals) + 1} places; choose one",
+            places = "; ".join(c.address for c in [best, *rivals])
+            raise AmbiguousAddress(f"{query!r} matches {len(rivals) + 1} places ({places}); choose one",
                                    [c.as_dict() for c in [best, *rivals]], field="address_string")
         return best.lat, best.lon, best.address, best.address_id, None
     raise InvalidLocation("a location is required: lat and long, address_string or address_id", field="lat")

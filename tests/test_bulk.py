@@ -100,6 +100,8 @@ def test_refusals_are_counted_with_their_reasons(engine, conn, tmp_path):
     report = bulk.import_requests(engine, path, "open311-json", progress=False)
     assert report.loaded == 2 and report.duplicates == 1
     assert report.refused["unknown service"] == 1
+    assert report.unknown_services == {"Unicorn Sighting": 1}
+    assert "'Unicorn Sighting' (1)" in report.summary() and "--service CODE" in report.summary()
     assert report.refused["no coordinates"] == 1
     assert report.refused["outside the city boundary"] == 1
     assert report.refused["no or unreadable request date"] == 1

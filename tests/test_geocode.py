@@ -141,3 +141,9 @@ def test_a_neighbourhood_that_contradicts_the_guess_keeps_it_from_being_placed(c
     assert best("615 E Fourth St, Dorchester").score >= intake.PLACE_MIN_SCORE         # one slip, exact
     assert best("615 E Fourth St, Boston").score >= 0.95                                # "Boston" is the city
     assert geocode.geocode_many(conn, ["1 Washington St, Dorchester"])[0].score < intake.PLACE_MIN_SCORE
+
+
+def test_an_ambiguous_address_names_its_places(conn):
+    with pytest.raises(AmbiguousAddress) as err:
+        intake.place(conn, intake.NewRequest(service_code="", address="100 Tremont St"))
+    assert "Brighton" in err.value.message and "02108" in err.value.message
