@@ -35,7 +35,8 @@ def test_geocode_a_file(db_url, tmp_path):
     rows = [["1", "615 E Fourth St, South Boston"], ["2", "615 east 4th street"],
             ["3", "INTERSECTION of Beacon St & Charles St"], ["4", "100 Tremont St"],
             ["5", "617 E Fourth St, South Boston"], ["6", "zzzz qqqq"], ["7", ""],
-            ["8", "=HYPERLINK(\"http://x\")"], ["9", "615 E Fourth St #3, South Boston, MA 02127"]]
+            ["8", "=HYPERLINK(\"http://x\")"], ["9", "615 E Fourth St #3, South Boston, MA 02127"],
+            ["10", "10 Brattle St, Cambridge"]]
     write_csv(src, ["id", "where"], rows)
     done = run(db_url, "geocode", str(src), "--address-field", "where", "--out", str(out), "--quiet")
     assert done.returncode == 0, done.stderr
@@ -43,10 +44,12 @@ def test_geocode_a_file(db_url, tmp_path):
     assert [r["id"] for r in got] == [r[0] for r in rows] and got[7]["where"] == rows[7][1]
     assert list(got[0]) == ["id", "where", "lat", "lon", "score", "match"]
     assert [r["match"] for r in got] == ["exact", "exact", "intersection", "ambiguous", "interpolated", "", "",
-                                         "", "exact"]
+                                         "", "exact", "weak"]
+    assert got[9]["lat"] == "" and 0 < float(got[9]["score"]) < 0.5     # a guess in Allston: not on the map
     assert got[0]["lat"] == got[1]["lat"] == got[8]["lat"] == "42.334500"
     assert got[3]["lat"] == "" and got[5]["lat"] == got[5]["score"] == ""
-    assert "exact" in done.stdout and "no match" in done.stdout and "addresses/s" in done.stdout
+    assert "exact" in done.stdout and "no match" in done.stdout and "weak" in done.stdout
+    assert "addresses/s" in done.stdout
 
 
 def test_locate_a_file(db_url, conn, tmp_path):

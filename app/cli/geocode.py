@@ -10,9 +10,10 @@ from app.cli._files import echo_summary, read_rows, write_rows
 from app.config import database_url
 from gis import geocode as geocoder
 from gis.db import engine_for
+from gis.intake import PLACE_MIN_SCORE
 
 ADDED = ("lat", "lon", "score", "match")
-MATCH_ORDER = ("exact", "interpolated", "fuzzy", "intersection", "ambiguous", "no match")
+MATCH_ORDER = ("exact", "interpolated", "fuzzy", "intersection", "weak", "ambiguous", "no match")
 
 
 @click.command("geocode")
@@ -26,7 +27,9 @@ def group(path, address_field, out_path, quiet):
     The whole file is matched set-based (gis.geocode.geocode_many): exact street + number, then
     interpolation, nearest number, similar streets and intersections, each one query for all rows,
     with the same answers as the single-address geocoder. An address whose best
-    places tie (e.g. "100 Tremont St" without a neighbourhood) is left empty with match "ambiguous".
+    places tie (e.g. "100 Tremont St" without a neighbourhood) is left empty with match "ambiguous"; one
+    whose best guess scores under the 0.5 intake requires to place a request is left empty with its score
+    and match "weak" (a guess 2 km off must not land on a map as if found).
     """
     header, rows = read_rows(path, [address_field], ADDED)
     col = header.index(address_field)
@@ -44,9 +47,10 @@ def group(path, address_field, out_path, quiet):
         if cand is None:
             counts["no match"] += 1
             out.append(row + ["", "", "", ""])
-        elif cand.lat is None:
-            counts[cand.match] += 1
-            out.append(row + ["", "", f"{cand.score:g}", cand.match])
+        elif cand.lat is None or cand.score < PLACE_MIN_SCORE:
+            match = cand.match if cand.lat is None else "weak"
+            counts[match] += 1
+            out.append(row + ["", "", f"{cand.score:g}", match])
         else:
             counts[cand.match] += 1
             out.append(row + [f"{cand.lat:.6f}", f"{cand.lon:.6f}", f"{cand.score:g}", cand.match])
