@@ -479,3 +479,20 @@ def test_supervisor_without_a_crew_sees_all_crews_and_no_route_tab(client, staff
     assert body["tickets"][0]["public_id"] == ticket["public_id"]
     assert len({t["crew"]["code"] for t in body["tickets"] if t["crew"]}) > 1     # every crew's work
     assert client.get(f"/crew/route.json?lat={STRAY_DOG[0]}&lon={STRAY_DOG[1]}").get_json()["stops"] == []
+
+
+def test_an_action_taken_by_someone_else_is_refused_and_kept(client, staff, conn):
+    """A page left open by one user while another signs in on the same browser: the action names who
+    took it, and the server does not record it under the new user's name."""
+    ticket = _dog(conn)
+    login(client, staff["supervisor"])
+    url = f"/crew/tickets/{ticket['public_id']}/actions"
+    headers = {"X-CSRFToken": _csrf(client), "Accept": "application/json"}
+    r = client.post(url, headers=headers, data={"action": "accept", "key": uuid.uuid4().hex, "user": staff["crew"]})
+    assert r.status_code == 409 and r.get_json()["error"] == "other_user"
+    assert _status(conn, ticket["id"]) == "open"
+    r = client.post(url, headers=headers, data={"action": "accept", "key": uuid.uuid4().hex,
+                                                "user": staff["supervisor"]})
+    assert r.status_code == 200 and _status(conn, ticket["id"]) == "acknowledged"
+    page = client.get(f"/crew/tickets/{ticket['public_id']}").get_data(as_text=True)
+    assert f'"user": "{staff["supervisor"]}"' in page      # the page knows who it acts for

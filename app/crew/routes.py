@@ -2,6 +2,8 @@
 
 Actions are POSTed by the page's script (CSRF header, an idempotency key per action) so that an
 action taken without a connection can be queued in the page and replayed later without doubling.
+Each names the user who took it: a page left open while someone else signed in on the same browser
+must not act under their name.
 """
 from flask import current_app, jsonify, render_template, request, send_file
 from flask_login import current_user
@@ -11,10 +13,15 @@ from app.auth import roles_required
 from app.crew import bp
 from app.extensions import db
 from gis import audit, crew, media
-from gis.errors import InvalidInput, NotFound
+from gis.errors import Conflict, InvalidInput, NotFound
 
 CREW = ("crew", "supervisor")
 PHOTO_VIEWERS = ("crew", "supervisor", "agent")
+
+
+class OtherUser(Conflict):
+    """The action was taken by someone other than who is signed in now: the page holds it for them."""
+    code = "other_user"
 
 
 def _tiles_available():
@@ -23,7 +30,8 @@ def _tiles_available():
 
 def _settings(**more):
     return {"tiles": _tiles_available(), "basemap": current_app.config.get("BASEMAP_URL") or None,
-            "role": current_user.role, "hasCrew": bool(current_user.crew_ids), **more}
+            "role": current_user.role, "user": current_user.username, "hasCrew": bool(current_user.crew_ids),
+            **more}
 
 
 def _position():
@@ -82,6 +90,9 @@ def ticket(public_id):
 @roles_required(*CREW)
 def action(public_id):
     form = request.form
+    taken_by = form.get("user")
+    if taken_by and taken_by != current_user.username:
+        raise OtherUser(f"this action was taken by {taken_by[:80]}, who is no longer signed in here")
     upload = request.files.get("photo")
     photo = upload.read(media.MAX_BYTES + 1) if upload and upload.filename else None
     ticket = crew.act(db.connection(), current_user, public_id, form.get("action", ""), key=form.get("key"),

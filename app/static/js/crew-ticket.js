@@ -3,6 +3,7 @@
 // the connection returns (crew-queue.js), so nothing is lost and nothing is done twice.
 import { makeMap, whenLoaded } from "./crew-map.js";
 import { describeQueue, enqueue, flush, lastPosition, newKey, pending, rememberPosition, startReplaying } from "./crew-queue.js";
+import { showRefused } from "./crew-refused.js";
 
 const settings = JSON.parse(document.getElementById("crew-settings").textContent);
 const ticket = settings.ticket;
@@ -11,6 +12,10 @@ const message = $("action-message");
 const queueStatus = $("queue-status");
 const DONE_TEXT = { accept: "Accepted", start: "Started", close: "Closed", reassign: "Reassigned", note: "Note added" };
 const STATUS_AFTER = { accept: "acknowledged", start: "in_progress", close: "closed" };
+const current = { status: ticket.status };
+// Actions taken on this page (key → the form they came from, or null for a button): their answer is
+// shown here, with the form still filled in when refused, so they need no place in the refused list.
+const sentHere = new Map();
 
 const map = makeMap("map", settings, [ticket.lon, ticket.lat], 16);
 new maplibregl.Marker({ color: "#b42318" }).setLngLat([ticket.lon, ticket.lat]).addTo(map);
@@ -34,6 +39,7 @@ function say(text, kind) {
 }
 
 function setStatus(status) {
+  current.status = status;
   const badge = $("status");
   badge.textContent = status.replace("_", " ");
   badge.className = `badge status-${status}`;
@@ -47,34 +53,47 @@ function setStatus(status) {
 
 function lockActions(locked) {
   for (const el of document.querySelectorAll("#actions button, #note-form button")) el.disabled = locked;
-  if (!locked) setStatus($("status").textContent.replace(" ", "_"));
+  if (!locked) setStatus(current.status);
 }
 
+const WHY_QUEUED = {
+  "signed-out": "You are signed out: sign in again in another tab; it will be sent then.",
+  "other-user": "Someone else signed in on this browser: it will be sent when you sign in again.",
+};
+
+// → true when the answer is shown on this page (a refused action then needs no place in the refused list)
 function onResult(item, result) {
   describeQueue(queueStatus);
-  if (item.url !== actionUrl) return;
+  if (item.url !== actionUrl) return false;
   const name = item.fields.action;
+  const here = sentHere.has(item.key);
   if (result.state === "done") {
+    if (sentHere.get(item.key)) sentHere.get(item.key).reset();   // only on success: never lose what was typed
+    sentHere.delete(item.key);
     lockActions(false);
     setStatus(result.body.status);
     say(`${DONE_TEXT[name]}${result.body.repeated ? " (already received)" : ""}.`, "ok");
-  } else if (result.state === "refused") {
-    lockActions(false);
-    say(`Not done: ${result.message}`, "bad");
-  } else {
-    const why = result.why === "signed-out" ? "You are signed out: sign in again in another tab; it will be sent then."
-                                            : "No connection: saved on this phone, it will be sent when the connection is back.";
-    say(`${DONE_TEXT[name]} — ${why}`, "queued");
-    if (STATUS_AFTER[name]) $("status").textContent = `${STATUS_AFTER[name].replace("_", " ")} (waiting to send)`;
+    return true;
   }
+  if (result.state === "refused") {
+    sentHere.delete(item.key);
+    lockActions(false);
+    say(`Not done: ${result.message}${here ? "" : " — what you wrote is kept at the top of the page."}`, "bad");
+    return here;
+  }
+  const why = WHY_QUEUED[result.why] || "No connection: saved on this phone, it will be sent when the connection is back.";
+  say(`${DONE_TEXT[name]} — ${why}`, "queued");
+  if (STATUS_AFTER[name]) $("status").textContent = `${STATUS_AFTER[name].replace("_", " ")} (waiting to send)`;
+  return false;
 }
 
 const actionUrl = `/crew/tickets/${encodeURIComponent(ticket.public_id)}/actions`;
 
-async function act(name, fields, photo) {
+async function act(name, fields, photo, form) {
   const pos = lastPosition();
   const item = { key: newKey(), url: actionUrl, label: `${name} #${ticket.public_id}`,
                  fields: { action: name, ...fields, ...(pos ? { lat: pos.lat, lon: pos.lon } : {}) } };
+  sentHere.set(item.key, form || null);
   lockActions(true);
   say("Sending…", "");
   await enqueue(item, photo);
@@ -94,11 +113,12 @@ for (const form of document.querySelectorAll("form[data-action]")) {
     for (const [k, v] of new FormData(form).entries()) {
       if (v instanceof File) { if (v.size) photo = v; } else fields[k] = v;
     }
-    act(form.dataset.action, fields, photo).then(() => { if (!pending().some((i) => i.url === actionUrl)) form.reset(); });
+    act(form.dataset.action, fields, photo, form);
   });
 }
 
 describeQueue(queueStatus);
+showRefused();
 // An action of this ticket still waiting from an earlier visit: wait for it rather than act twice.
 const waiting = pending().find((i) => i.url === actionUrl);
 if (waiting) {

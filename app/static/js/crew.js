@@ -1,12 +1,12 @@
 // "Near me" and "My route": where the crew stands (browser geolocation, or a pin they put on the map
 // when location is refused), the open tickets nearest first, and the day's visiting order.
 import { EMPTY, SLA_COLOURS, formatAge, formatDistance, makeMap, whenLoaded } from "./crew-map.js";
-import { describeQueue, lastPosition, rememberPosition, startReplaying } from "./crew-queue.js";
+import { describeQueue, lastPosition, recall, remember, rememberPosition, startReplaying } from "./crew-queue.js";
+import { showRefused } from "./crew-refused.js";
 
 const settings = JSON.parse(document.getElementById("crew-settings").textContent);
 const $ = (id) => document.getElementById(id);
 const SLA_TEXT = { overdue: "overdue", due_soon: "due soon", on_time: "on time", no_sla: "no SLA" };
-const LAST_LIST = "pin311.crew.lastList";
 const state = { pos: null, manual: false, picking: false, mode: "near", watch: null };
 
 const map = makeMap("map", settings);
@@ -106,12 +106,12 @@ async function load() {
     const res = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
     body = await res.json();
     if (!res.ok) throw new Error(body.message || res.statusText);
-    try { localStorage.setItem(`${LAST_LIST}.${state.mode}`, JSON.stringify({ at: Date.now(), body })); } catch { /* full */ }
+    remember(`lastList.${state.mode}`, { at: Date.now(), body });
     $("list-note").hidden = true;
   } catch (err) {
     if (mine !== loading) return;
     // Without a connection, the last list this phone saw is better than nothing (and says so).
-    const last = JSON.parse(localStorage.getItem(`${LAST_LIST}.${state.mode}`) || "null");
+    const last = recall(`lastList.${state.mode}`);
     if (!last) {
       $("tickets").innerHTML = `<li class="alert">Could not load tickets: ${escapeHtml(err.message)}</li>`;
       return;
@@ -168,5 +168,6 @@ function render(tickets) {
 
 const queueStatus = $("queue-status");
 describeQueue(queueStatus);
-startReplaying(() => describeQueue(queueStatus));
+showRefused();
+startReplaying(() => { describeQueue(queueStatus); return false; });
 startGeolocation();
