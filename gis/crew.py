@@ -115,6 +115,27 @@ def sla_state(expected_at, now):
     return "on_time"
 
 
+def closed_sla_state(expected_at, closed_at):
+    """A closed ticket was late if it closed after its due date, not because that date has passed since."""
+    if expected_at is None:
+        return "no_sla"
+    return "closed_late" if closed_at > expected_at else "closed_in_time"
+
+
+def format_age(hours):
+    """An age as the crew's list shows it (crew-map.js formatAge): "< 1 h", "5 h" up to two days, then days."""
+    if hours < 1:
+        return "< 1 h"
+    if hours < 48:
+        return f"{int(hours + 0.5)} h"
+    return f"{int(hours / 24 + 0.5)} d"
+
+
+def _when(moment):
+    """A date and time on the crew's pages, in the city's time zone (the session's, gis.db)."""
+    return f"{moment.day} {moment:%b %Y, %H:%M}" if moment else None
+
+
 def _cards(conn, ids_metres):
     if not ids_metres:
         return []
@@ -284,8 +305,13 @@ def ticket_detail(conn, user, public_id):
     labels = {q.get("code"): q.get("description") or q.get("code") for q in (row.questions or [])
               if isinstance(q, dict)}
     ticket["attribute_list"] = [(labels.get(k, k), v) for k, v in (row.attributes or {}).items()]
-    ticket["sla"] = sla_state(row.expected_at, row.now)
-    ticket["age_hours"] = round((row.now - row.requested_at).total_seconds() / 3600, 1)
+    closed = row.status == "closed"
+    ticket["sla"] = closed_sla_state(row.expected_at, row.closed_at) if closed else sla_state(row.expected_at, row.now)
+    # a closed ticket's age is how long it was open
+    ticket["age_hours"] = round(((row.closed_at if closed else row.now) - row.requested_at).total_seconds() / 3600, 1)
+    ticket["age_text"] = format_age(ticket["age_hours"])
+    ticket["due_text"], ticket["closed_text"] = _when(row.expected_at), _when(row.closed_at)
+    ticket["closure_label"] = dict(CLOSE_REASONS).get(row.closure_reason, row.closure_reason)
     ticket["may_act"] = can_view(user, row.crew_id)
     # Another crew's ticket: its place and public history, not their notes, photos or callers.
     events = history(conn, row.id, public=not ticket["may_act"])

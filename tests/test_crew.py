@@ -496,3 +496,42 @@ def test_an_action_taken_by_someone_else_is_refused_and_kept(client, staff, conn
     assert r.status_code == 200 and _status(conn, ticket["id"]) == "acknowledged"
     page = client.get(f"/crew/tickets/{ticket['public_id']}").get_data(as_text=True)
     assert f'"user": "{staff["supervisor"]}"' in page      # the page knows who it acts for
+
+
+def _set_times(conn, request_id, **ago):
+    """Move a ticket's times into the past: requested_at / expected_at / closed_at = now() - N hours."""
+    for column, hours in ago.items():
+        conn.execute(text(f"UPDATE service_requests SET {column} = now() - make_interval(hours => :h) "
+                          "WHERE id = :i"), {"h": hours, "i": request_id})
+    conn.commit()
+
+
+def test_a_ticket_closed_before_its_due_date_is_not_overdue(client, staff, conn):
+    in_time, late, still_open = _dog(conn), _dog(conn), _dog(conn)
+    user = _user(conn)
+    for t in (in_time, late):
+        crew.act(conn, user, t["public_id"], "close", key=uuid.uuid4().hex, reason="fixed")
+    _set_times(conn, in_time["id"], requested_at=30 * 24, closed_at=5 * 24, expected_at=2 * 24)
+    _set_times(conn, late["id"], requested_at=30 * 24, closed_at=24, expected_at=2 * 24)
+    _set_times(conn, still_open["id"], requested_at=30 * 24, expected_at=2 * 24)
+    assert crew.ticket_detail(conn, user, in_time["public_id"])["sla"] == "closed_in_time"
+    assert crew.ticket_detail(conn, user, late["public_id"])["sla"] == "closed_late"
+    assert crew.ticket_detail(conn, user, still_open["public_id"])["sla"] == "overdue"
+    login(client, staff["crew"])
+
+    def head(t):
+        page = client.get(f"/crew/tickets/{t['public_id']}").get_data(as_text=True)
+        return " ".join(re.search(r'<header class="ticket-head".*?</header>', page, re.S).group(0).split())
+    closed_in_time = head(in_time)
+    assert "overdue" not in closed_in_time and "closed in time" in closed_in_time
+    assert "closed after 25 d" in closed_in_time and " h old" not in closed_in_time   # ages as the list shows them
+    assert "Due " in closed_in_time and "Fixed / done" in closed_in_time
+    closed_late = head(late)
+    assert "closed late" in closed_late and "overdue" not in closed_late and "closed after 29 d" in closed_late
+    open_late = head(still_open)
+    assert "overdue" in open_late and "30 d old" in open_late and "Due " in open_late
+
+
+@pytest.mark.parametrize("hours, shown", [(0.2, "< 1 h"), (5.4, "5 h"), (47.4, "47 h"), (50, "2 d"), (30 * 24, "30 d")])
+def test_ages_read_as_on_the_list(hours, shown):
+    assert crew.format_age(hours) == shown

@@ -67,6 +67,7 @@ def test_scenario5_near_me_then_close_with_photo(phone, live_server, staff, conn
     cards = page.eval_on_selector_all("#tickets li.ticket",
                                       "els => els.map(e => [e.dataset.publicId, +e.dataset.distance])")
     assert cards[0][0] == ticket["public_id"]
+    assert f"#{ticket['public_id']}" in page.inner_text("#tickets li.ticket >> nth=0")   # the ticket number
     distances = [d for _, d in cards]
     assert distances == sorted(distances)
     expected = crew.near_me(conn, _user(conn), *STRAY_DOG, scope="mine", limit=50)

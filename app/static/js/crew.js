@@ -160,7 +160,7 @@ function render(tickets) {
         <span class="dist">${formatDistance(t.distance_m)}${t.leg_m !== undefined ? ` <small>(+${formatDistance(t.leg_m)})</small>` : ""}</span>
         <span class="cat">${escapeHtml(t.service_name)}</span>
         <span class="badge sla-${t.sla}">${SLA_TEXT[t.sla]}</span>
-        <span class="meta">${escapeHtml(t.status.replace("_", " "))} · ${formatAge(t.age_hours)} old · ${escapeHtml(t.crew ? t.crew.name : "no crew")}</span>
+        <span class="meta"><span class="num">#${escapeHtml(t.public_id)}</span> · ${escapeHtml(t.status.replace("_", " "))} · ${formatAge(t.age_hours)} old · ${escapeHtml(t.crew ? t.crew.name : "no crew")}</span>
         <span class="addr">${escapeHtml(t.address || "")}</span>
       </a>
     </li>`).join("");
