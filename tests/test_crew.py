@@ -535,3 +535,22 @@ def test_a_ticket_closed_before_its_due_date_is_not_overdue(client, staff, conn)
 @pytest.mark.parametrize("hours, shown", [(0.2, "< 1 h"), (5.4, "5 h"), (47.4, "47 h"), (50, "2 d"), (30 * 24, "30 d")])
 def test_ages_read_as_on_the_list(hours, shown):
     assert crew.format_age(hours) == shown
+
+
+def test_ticket_state_follows_the_ticket_without_showing_callers(client, staff, conn):
+    ticket = _dog(conn)
+    login(client, staff["crew"])
+    state = client.get(f"/crew/tickets/{ticket['public_id']}/state").get_json()
+    assert (state["status"], state["may_act"], state["crew_code"]) == ("open", True, "animal-control-c6")
+    boss = _user(conn, role="supervisor", crews=(), username="test-supervisor")
+    crew.act(conn, boss, ticket["public_id"], "reassign", key=uuid.uuid4().hex, crew_code="animal-control-a1",
+             reason="Closer to A1")
+    state = client.get(f"/crew/tickets/{ticket['public_id']}/state").get_json()
+    assert (state["may_act"], state["crew_code"]) == (False, "animal-control-a1")
+    assert "you can see it, not change it" in state["head"] and "reassigned" in state["history"]
+    assert "Ann Caller" not in repr(state) and "Closer to A1" not in state["history"]
+    viewed = conn.execute(text("SELECT count(*) FROM contact_audit WHERE request_id = :i AND context = 'crew.ticket'"),
+                          {"i": ticket["id"]}).scalar()
+    assert viewed == 0                      # no caller shown, nothing to audit
+    login(client, staff["analyst"])
+    assert client.get(f"/crew/tickets/{ticket['public_id']}/state").status_code == 403

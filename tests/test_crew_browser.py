@@ -381,3 +381,36 @@ def test_an_action_saved_without_a_user_is_not_sent(phone, live_server, staff, c
     page.wait_for_selector("#refused:not([hidden]) .refused-item")
     assert "Old note" in page.inner_text("#refused") and _queue(page) == []
     assert _status(conn, ticket["id"]) == "open"
+
+
+def test_the_ticket_page_follows_each_answer(phone, live_server, staff, conn):
+    """After a reassignment the page shows the new crew, drops the buttons and adds the history line;
+    after a refusal (the ticket was closed meanwhile) the badge says what the ticket is now."""
+    moved, closed = _dog(conn), _dog(conn)
+    a1 = conn.execute(text("SELECT name FROM crews WHERE code = 'animal-control-a1'")).scalar()
+    page = phone.new_page()
+    browser_login(page, live_server, staff["crew"])
+    page.wait_for_url(f"{live_server}/crew/")
+    page.goto(f"{live_server}/crew/tickets/{moved['public_id']}")
+    page.click("#reassign-box summary")
+    page.select_option("#reassign-crew", "animal-control-a1")
+    page.fill("#reassign-reason", "Across the district line")
+    page.click("#reassign-form button[type=submit]")
+    page.wait_for_selector("#action-message[data-kind=ok]:has-text('Reassigned')")
+    page.wait_for_selector(f"#crew-name:has-text('{a1}')")
+    assert page.is_hidden("#actions") and page.is_hidden("#note-box") and page.is_visible("#read-only")
+    assert page.is_hidden("#contacts")                    # another crew's callers, as on a reload
+    assert "reassigned" in page.inner_text("#history")
+    assert "Across the district line" not in page.inner_text("#history")   # another crew's notes, as on a reload
+    screenshot(page, "crew-after-reassign")
+
+    page.goto(f"{live_server}/crew/tickets/{closed['public_id']}")
+    page.wait_for_selector("button[data-action=accept]:enabled")
+    boss = _user(conn, role="supervisor", crews=(), username=staff["supervisor"])
+    crew.act(conn, boss, closed["public_id"], "close", key=f"boss-{closed['public_id']}", reason="fixed",
+             note="Handled by the supervisor")
+    page.click("button[data-action=accept]")
+    page.wait_for_selector("#action-message[data-kind=bad]")
+    page.wait_for_selector("#status:has-text('closed')")
+    assert page.is_hidden("#actions") and "Handled by the supervisor" in page.inner_text("#history")
+    assert page.is_hidden("#refused")          # answered on the page itself

@@ -86,6 +86,16 @@ def ticket(public_id):
                            crews=crew.crew_choices(conn), reasons=crew.CLOSE_REASONS)
 
 
+@bp.get("/tickets/<public_id>/state")
+@roles_required(*CREW)
+def ticket_state(public_id):
+    """The ticket as it is now, for the page to follow each action's answer (no callers: no audit entry)."""
+    t = crew.ticket_detail(db.connection(), current_user, public_id)
+    return jsonify(status=t["status"], may_act=t["may_act"], crew_code=t["crew_code"],
+                   head=render_template("crew/_ticket_head.html", t=t),
+                   history=render_template("crew/_history.html", t=t))
+
+
 @bp.post("/tickets/<public_id>/actions")
 @roles_required(*CREW)
 def action(public_id):

@@ -7,12 +7,14 @@ import { showRefused } from "./crew-refused.js";
 
 const settings = JSON.parse(document.getElementById("crew-settings").textContent);
 const ticket = settings.ticket;
+const ticketUrl = `/crew/tickets/${encodeURIComponent(ticket.public_id)}`;
+const actionUrl = `${ticketUrl}/actions`;
 const $ = (id) => document.getElementById(id);
 const message = $("action-message");
 const queueStatus = $("queue-status");
 const DONE_TEXT = { accept: "Accepted", start: "Started", close: "Closed", reassign: "Reassigned", note: "Note added" };
 const STATUS_AFTER = { accept: "acknowledged", start: "in_progress", close: "closed" };
-const current = { status: ticket.status };
+const current = { status: ticket.status, mayAct: true };
 // Actions taken on this page (key → the form they came from, or null for a button): their answer is
 // shown here, with the form still filled in when refused, so they need no place in the refused list.
 const sentHere = new Map();
@@ -48,7 +50,30 @@ function setStatus(status) {
     b.disabled = (b.dataset.action === "accept" && status !== "open") ||
                  (b.dataset.action === "start" && !["open", "acknowledged"].includes(status));
   }
-  if (status === "closed" && $("actions")) $("actions").hidden = true;
+  if ($("actions")) $("actions").hidden = status === "closed" || !current.mayAct;
+  if ($("note-box")) $("note-box").hidden = !current.mayAct;
+}
+
+// The ticket as the server has it now: after an action's answer the header (crew, status, due date),
+// the history and which actions are offered follow what happened — also what someone else did.
+async function refresh() {
+  let state;
+  try {
+    const res = await fetch(`${ticketUrl}/state`, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+    if (!res.ok || !(res.headers.get("content-type") || "").includes("json")) return;
+    state = await res.json();
+  } catch {
+    return;   // no connection: the page stays as it is until the next answer
+  }
+  $("ticket-head").innerHTML = state.head;
+  $("history").innerHTML = state.history;
+  current.mayAct = state.may_act;
+  // no longer this crew's ticket: its callers and photos go, as they would on a reload
+  for (const el of [$("contacts"), document.querySelector(".photos")]) if (el) el.closest("section").hidden = !state.may_act;
+  for (const option of document.querySelectorAll("#reassign-crew option[value]:not([value=''])")) {
+    option.disabled = option.value === state.crew_code;
+  }
+  setStatus(state.status);
 }
 
 function lockActions(locked) {
@@ -73,12 +98,14 @@ function onResult(item, result) {
     lockActions(false);
     setStatus(result.body.status);
     say(`${DONE_TEXT[name]}${result.body.repeated ? " (already received)" : ""}.`, "ok");
+    refresh();
     return true;
   }
   if (result.state === "refused") {
     sentHere.delete(item.key);
     lockActions(false);
     say(`Not done: ${result.message}${here ? "" : " — what you wrote is kept at the top of the page."}`, "bad");
+    refresh();
     return here;
   }
   const why = WHY_QUEUED[result.why] || "No connection: saved on this phone, it will be sent when the connection is back.";
@@ -86,8 +113,6 @@ function onResult(item, result) {
   if (STATUS_AFTER[name]) $("status").textContent = `${STATUS_AFTER[name].replace("_", " ")} (waiting to send)`;
   return false;
 }
-
-const actionUrl = `/crew/tickets/${encodeURIComponent(ticket.public_id)}/actions`;
 
 async function act(name, fields, photo, form) {
   const pos = lastPosition();
