@@ -3,7 +3,9 @@
 An area is a GeoJSON Polygon/MultiPolygon drawn on the map (EPSG:4326) or a set of districts of one
 layer. `preview` lists the open requests inside; `create` records the sweep and its members, then
 reassigns each request through gis.lifecycle.apply, so each gets its `reassigned` event and the
-`notify` outbox row that tells its callers. `progress` counts closed of taken, by category.
+`notify` outbox row that tells its callers (a request already with that crew only gets the new due
+date and a staff note). Callers see a neutral note; the sweep's name stays with staff. `progress`
+counts closed of taken, by category.
 """
 import json
 from datetime import date, datetime
@@ -126,16 +128,34 @@ def create(conn, name, area, crew_code, target_date, actor, categories=None):
     except BaseException:
         conn.rollback()
         raise
-    note = f"Scheduled in the area sweep “{name}”; target date {day.isoformat()}."
+    # Callers hear of a date, never the sweep's name: that is the staff's own label ("crew X too slow").
+    public_note = f"Scheduled for a visit with other requests in the area, by {day.isoformat()}."
+    internal_note = f"Area sweep “{name}”, target date {day.isoformat()}."
+    data = {"sweep_id": sweep_id, "target_date": day.isoformat()}
     for rid in sorted(ids):
+        key = f"sweep-{sweep_id}-{rid}"
         try:
-            lifecycle.apply(conn, rid, "reassign", actor, crew_code=crew_code, public_note=note,
-                            data={"sweep_id": sweep_id, "target_date": day.isoformat()},
-                            idempotency_key=f"sweep-{sweep_id}-{rid}", due_by=day)
+            if _due_by_if_with_crew(conn, rid, crew_id, day):
+                # Already this crew's: nothing to hand over and nothing to tell the caller; the new due
+                # date commits with a staff note (its publish row carries the date to the map layers).
+                lifecycle.apply(conn, rid, "note", actor, internal_note=internal_note, data=data,
+                                idempotency_key=key)
+            else:
+                lifecycle.apply(conn, rid, "reassign", actor, crew_code=crew_code, public_note=public_note,
+                                internal_note=internal_note, data=data, idempotency_key=key, due_by=day)
         except Exception as exc:  # closed by a crew since the preview: keep it in the sweep, counted closed
             if getattr(exc, "code", None) != "conflict":
                 raise
     return sweep_id
+
+
+def _due_by_if_with_crew(conn, request_id, crew_id, day):
+    """Set an open request already with `crew_id` due by the end of `day` (as lifecycle's due_by does),
+    uncommitted; False (nothing changed) when it is with another crew or closed."""
+    return conn.execute(text("""
+        UPDATE service_requests SET expected_at = CAST(:d AS date) + 1 - interval '1 second', updated_at = now()
+         WHERE id = :id AND crew_id = :crew AND status <> 'closed' RETURNING id"""),
+                        {"d": day, "id": request_id, "crew": crew_id}).first() is not None
 
 
 def progress(conn, sweep_id):

@@ -189,3 +189,43 @@ def test_a_sweep_can_take_only_some_categories(client, staff, conn, quiet_spot):
         conn.rollback()
         conn.execute(text("DELETE FROM sweeps WHERE id = :s"), {"s": sweep_id})
         conn.commit()
+
+
+def test_callers_never_hear_the_sweeps_internal_name_and_a_ticket_already_with_the_crew_stays(
+        client, staff, conn, quiet_spot):
+    lat, lon = quiet_spot
+    moving = _request(conn, lat, lon, phone="617-555-0171")
+    staying = _request(conn, lat + 0.0001, lon, phone="617-555-0172")
+    lifecycle.apply(conn, staying["id"], "reassign", "supervisor:test", crew_code="sweep-crew-1")
+    before = conn.scalar(text("SELECT max(id) FROM outbox"))
+    login(client, staff["supervisor"])
+    target = (date.today() + timedelta(days=5)).isoformat()
+    name = "QA sweep - crew E13 too slow, do not tell residents"
+    resp = client.post("/dashboards/sweeps", headers=_csrf(client),
+                       json={"area": _box(lat, lon), "name": name, "crew": "sweep-crew-1", "target_date": target})
+    assert resp.status_code == 201, resp.get_data(as_text=True)
+    sweep_id = resp.get_json()["id"]
+    try:
+        events = conn.execute(text("SELECT request_id, kind, public_note, internal_note, data->>'sweep_id' "
+                                   "FROM request_events WHERE request_id IN (:a, :b) AND data ? 'sweep_id'"),
+                              {"a": moving["id"], "b": staying["id"]}).all()
+        assert {(e.request_id, e.kind) for e in events} == {(moving["id"], "reassigned"), (staying["id"], "note")}
+        for e in events:
+            assert "E13" not in (e.public_note or "") and name in e.internal_note and e[4] == str(sweep_id)
+        public = [ev["note"] for r in (moving, staying) for ev in lifecycle.history(conn, r["id"], public=True)]
+        assert not [n for n in public if n and "E13" in n]                 # nothing public names the sweep
+        moved_note = next(e.public_note for e in events if e.kind == "reassigned")
+        assert target in moved_note
+        # the caller of the ticket already with the crew is not told it was 'reassigned' to it again
+        told = conn.execute(text("SELECT (payload->>'request_id')::bigint FROM outbox WHERE id > :o "
+                                 "AND topic = 'notify'"), {"o": before}).scalars().all()
+        assert told == [moving["id"]]
+        due = conn.execute(text("SELECT expected_at::date FROM service_requests WHERE id IN (:a, :b)"),
+                           {"a": moving["id"], "b": staying["id"]}).scalars().all()
+        assert {d.isoformat() for d in due} == {target}                    # both due by the sweep's date
+        prog = client.get(f"/dashboards/sweeps/{sweep_id}?format=json").get_json()
+        assert prog["taken"] == 2
+    finally:
+        conn.rollback()
+        conn.execute(text("DELETE FROM sweeps WHERE id = :s"), {"s": sweep_id})
+        conn.commit()
