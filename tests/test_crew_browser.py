@@ -414,3 +414,37 @@ def test_the_ticket_page_follows_each_answer(phone, live_server, staff, conn):
     page.wait_for_selector("#status:has-text('closed')")
     assert page.is_hidden("#actions") and "Handled by the supervisor" in page.inner_text("#history")
     assert page.is_hidden("#refused")          # answered on the page itself
+
+
+def test_a_small_phone_shows_the_filters_and_who_is_signed_in(browser, live_server, staff, conn):
+    ticket = _dog(conn)
+    context = browser.new_context(bypass_csp=True, viewport={"width": 320, "height": 640}, is_mobile=True,
+                                  has_touch=True, geolocation={"latitude": STRAY_DOG[0], "longitude": STRAY_DOG[1]},
+                                  permissions=["geolocation"])
+    try:
+        page = context.new_page()
+        browser_login(page, live_server, staff["crew"])
+        page.wait_for_url(f"{live_server}/crew/")
+        page.wait_for_selector("#tickets li.ticket")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 320
+        for control in ("#f-scope", "#f-service", "#filters label.check"):
+            box = page.locator(control).bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= 320, (control, box)
+            assert page.evaluate("s => document.querySelector(s).scrollWidth <= document.querySelector(s).clientWidth",
+                                 control), control                 # nothing inside cut off
+        assert min(page.locator(s).bounding_box()["width"] for s in ("#f-scope", "#f-service")) >= 130
+        screenshot(page, "crew-320px")
+        assert page.is_visible(".topbar .who") and "Test Crew" in page.inner_text(".topbar .who")   # shared phones
+
+        page.goto(f"{live_server}/crew/tickets/{ticket['public_id']}")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 320
+        assert page.input_value("#reassign-crew") == ""                     # no crew chosen for the user
+        assert page.evaluate("document.getElementById('reassign-crew').selectedOptions[0].text") == "Choose a crew…"
+        page.click("#reassign-box summary")
+        page.fill("#reassign-reason", "Not ours")
+        page.click("#reassign-form button[type=submit]")
+        assert page.evaluate("document.getElementById('reassign-crew').validity.valueMissing")
+        page.wait_for_timeout(500)
+        assert _actors(conn, ticket["id"]) == [] and page.is_hidden("#action-message")
+    finally:
+        context.close()
