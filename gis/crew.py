@@ -295,9 +295,10 @@ def ticket_detail(conn, user, public_id):
                s.attributes AS questions,
                r.status, r.closure_reason, r.description, r.attributes, r.address, r.districts,
                ST_Y(r.geom) AS lat, ST_X(r.geom) AS lon, r.requested_at, r.expected_at, r.closed_at,
-               r.crew_id, c.code AS crew_code, c.name AS crew_name, now() AS now
+               r.crew_id, c.code AS crew_code, c.name AS crew_name, d.public_id AS duplicate_of_public_id,
+               now() AS now
           FROM service_requests r JOIN services s ON s.code = r.service_code
-          LEFT JOIN crews c ON c.id = r.crew_id
+          LEFT JOIN crews c ON c.id = r.crew_id LEFT JOIN service_requests d ON d.id = r.duplicate_of
          WHERE r.public_id = :p"""), {"p": str(public_id)[:64]}).first()
     if row is None:
         raise NotFound(f"no request {str(public_id)[:32]!r}")
@@ -313,6 +314,7 @@ def ticket_detail(conn, user, public_id):
     ticket["due_text"], ticket["closed_text"] = _when(row.expected_at), _when(row.closed_at)
     ticket["closure_label"] = dict(CLOSE_REASONS).get(row.closure_reason, row.closure_reason)
     ticket["may_act"] = can_view(user, row.crew_id)
+    ticket["may_supervise"] = user.role in SUPER_ROLES          # reopen, mark as a duplicate
     # Another crew's ticket: its place and public history, not their notes, photos or callers.
     events = history(conn, row.id, public=not ticket["may_act"])
     ticket["history"] = events
@@ -350,7 +352,7 @@ def now_utc():
 
 # what the crew's buttons say → the lifecycle action
 ACTIONS = {"accept": "acknowledge", "start": "start", "close": "close", "reassign": "reassign",
-           "note": "note"}
+           "note": "note", "reopen": "reopen"}
 KEY_MAX = 200
 
 
@@ -372,9 +374,9 @@ def act(conn, user, public_id, action, *, key, lat=None, lon=None, reason=None, 
     from gis import lifecycle, media
     if action not in ACTIONS:
         raise InvalidInput(f"unknown action; one of {', '.join(ACTIONS)}", field="action")
-    key = (str(key or "").strip())[:KEY_MAX]
-    if not key:
-        raise InvalidInput("every action needs an idempotency key", field="key")
+    if action == "reopen" and user.role not in SUPER_ROLES:
+        raise Forbidden("only a supervisor may reopen a ticket")
+    key = _key(key)
     actor = f"{user.role}:{user.username}"
     done = _done_by_key(conn, key)
     if done:
@@ -391,6 +393,10 @@ def act(conn, user, public_id, action, *, key, lat=None, lon=None, reason=None, 
             if not (reason or "").strip():
                 raise InvalidInput("say why the ticket is reassigned", field="reason")
             internal_note = f"Reassigned: {reason.strip()}" + (f"\n{internal_note}" if internal_note else "")
+        if action == "reopen":
+            if not (reason or "").strip():
+                raise InvalidInput("say why the ticket is reopened", field="reason")
+            internal_note = f"Reopened: {reason.strip()}" + (f"\n{internal_note}" if internal_note else "")
         if action == "note" and not (internal_note or "").strip():
             raise InvalidInput("the note is empty", field="internal_note")
         if lat not in (None, "") and lon not in (None, ""):
@@ -402,7 +408,7 @@ def act(conn, user, public_id, action, *, key, lat=None, lon=None, reason=None, 
             stored = media.save_photo(photo, media_dir)
             extra["photo"] = {"width": stored.width, "height": stored.height, "taken_at": stored.taken_at}
         ticket = lifecycle.apply(conn, row.id, ACTIONS[action], actor,
-                                 public_note=note if action == "close" else None,
+                                 public_note=note if action in ("close", "reopen") else None,
                                  internal_note=internal_note, media=stored.name if stored else None,
                                  reason=reason if action == "close" else None,
                                  crew_code=crew_code if action == "reassign" else None,
@@ -419,6 +425,37 @@ def act(conn, user, public_id, action, *, key, lat=None, lon=None, reason=None, 
                 return {**lifecycle.find_ticket(conn, request_id=done.request_id), "repeated": True}
         raise
     return ticket
+
+
+def _key(key):
+    key = (str(key or "").strip())[:KEY_MAX]
+    if not key:
+        raise InvalidInput("every action needs an idempotency key", field="key")
+    return key
+
+
+def mark_duplicate(conn, user, public_id, duplicate_of, *, key, note=None):
+    """A supervisor closes a ticket as a duplicate of another (gis.lifecycle.mark_duplicate); commits.
+
+    `duplicate_of` is the original's number ("#1000123" or "1000123"). Its callers follow the original
+    from then on. The same action replayed (the ticket is already a duplicate of that one) answers
+    repeated=True instead of a conflict, as `act` does for its idempotency keys.
+    """
+    from gis import lifecycle
+    if user.role not in SUPER_ROLES:
+        raise Forbidden("only a supervisor may mark a duplicate")
+    _key(key)
+    parent = str(duplicate_of or "").strip().lstrip("#").strip()[:64]
+    if not parent:
+        raise InvalidInput("give the number of the original ticket", field="duplicate_of")
+    done = conn.execute(text("SELECT r.id FROM service_requests r JOIN service_requests p ON p.id = r.duplicate_of "
+                             "WHERE r.public_id = :c AND p.public_id = :p AND r.status = 'closed'"),
+                        {"c": str(public_id)[:64], "p": parent}).first()
+    conn.rollback()
+    if done:
+        return {**lifecycle.find_ticket(conn, request_id=done.id), "repeated": True}
+    ticket = lifecycle.mark_duplicate(conn, str(public_id)[:64], parent, f"{user.role}:{user.username}", note=note)
+    return {**ticket, "repeated": False}
 
 
 def categories(conn):

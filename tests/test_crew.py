@@ -554,3 +554,77 @@ def test_ticket_state_follows_the_ticket_without_showing_callers(client, staff, 
     assert viewed == 0                      # no caller shown, nothing to audit
     login(client, staff["analyst"])
     assert client.get(f"/crew/tickets/{ticket['public_id']}/state").status_code == 403
+
+
+# --- supervisors: reopen ("not fixed") and duplicates ---------------------------------------------
+
+def _boss(conn):
+    return _user(conn, role="supervisor", crews=(), username="test-supervisor")
+
+
+def test_a_supervisor_reopens_a_closed_ticket_and_its_callers_hear(conn):
+    ticket = _dog(conn)
+    crew.act(conn, _user(conn), ticket["public_id"], "close", key=uuid.uuid4().hex, reason="fixed")
+    with pytest.raises(Forbidden):                       # a crew member cannot reopen
+        crew.act(conn, _user(conn), ticket["public_id"], "reopen", key=uuid.uuid4().hex, reason="Still there")
+    with pytest.raises(InvalidInput, match="why"):
+        crew.act(conn, _boss(conn), ticket["public_id"], "reopen", key=uuid.uuid4().hex)
+    key = uuid.uuid4().hex
+    done = crew.act(conn, _boss(conn), ticket["public_id"], "reopen", key=key, reason="Caller says the dog is back",
+                    note="We are sending the crew again.")
+    assert done["status"] == "open" and done["repeated"] is False
+    assert crew.act(conn, _boss(conn), ticket["public_id"], "reopen", key=key, reason="x")["repeated"] is True
+    event = conn.execute(text("SELECT public_note, internal_note, actor FROM request_events WHERE request_id = :i "
+                              "AND kind = 'reopened'"), {"i": ticket["id"]}).one()
+    assert event == ("We are sending the crew again.", "Reopened: Caller says the dog is back",
+                     "supervisor:test-supervisor")
+    told = conn.execute(text("SELECT count(*) FROM outbox WHERE topic = 'notify' AND payload->>'kind' = 'reopened' "
+                             "AND (payload->>'request_id')::bigint = :i"), {"i": ticket["id"]}).scalar()
+    assert told == 1
+    with pytest.raises(Conflict):                        # an open ticket cannot be reopened
+        crew.act(conn, _boss(conn), ticket["public_id"], "reopen", key=uuid.uuid4().hex, reason="again")
+
+
+def test_a_supervisor_closes_a_duplicate_naming_the_original(conn):
+    original, copy = _dog(conn), _dog(conn, phone="+16175550143")
+    with pytest.raises(Forbidden):
+        crew.mark_duplicate(conn, _user(conn), copy["public_id"], original["public_id"], key=uuid.uuid4().hex)
+    with pytest.raises(InvalidInput):
+        crew.mark_duplicate(conn, _boss(conn), copy["public_id"], copy["public_id"], key=uuid.uuid4().hex)
+    with pytest.raises(InvalidInput):
+        crew.mark_duplicate(conn, _boss(conn), copy["public_id"], " # ", key=uuid.uuid4().hex)
+    key = uuid.uuid4().hex
+    done = crew.mark_duplicate(conn, _boss(conn), copy["public_id"], f"#{original['public_id']}", key=key)
+    assert done["status"] == "closed" and done["repeated"] is False
+    again = crew.mark_duplicate(conn, _boss(conn), copy["public_id"], original["public_id"], key=key)
+    assert again["repeated"] is True                     # a replayed action, not an error
+    row = conn.execute(text("SELECT closure_reason, duplicate_of FROM service_requests WHERE id = :i"),
+                       {"i": copy["id"]}).one()
+    assert row == ("duplicate", original["id"])
+    phones = conn.execute(text("SELECT phone FROM contacts WHERE request_id = :i"), {"i": original["id"]}).scalars()
+    assert "+16175550143" in set(phones)                 # the copy's caller now follows the original
+    detail = crew.ticket_detail(conn, _boss(conn), copy["public_id"])
+    assert detail["duplicate_of_public_id"] == original["public_id"]
+
+
+def test_reopen_and_duplicate_through_the_crew_page(client, staff, conn):
+    original, copy = _dog(conn), _dog(conn)
+    login(client, staff["crew"])
+    page = client.get(f"/crew/tickets/{copy['public_id']}").get_data(as_text=True)
+    assert "duplicate-form" not in page and "reopen-form" not in page      # supervisors only
+    login(client, staff["supervisor"])
+    page = client.get(f"/crew/tickets/{copy['public_id']}").get_data(as_text=True)
+    assert 'id="duplicate-form"' in page and 'id="reopen-form"' in page
+    headers = {"X-CSRFToken": _csrf(client), "Accept": "application/json"}
+    url = f"/crew/tickets/{copy['public_id']}/actions"
+    r = client.post(url, headers=headers, data={"action": "duplicate", "duplicate_of": f"#{original['public_id']}",
+                                                "key": uuid.uuid4().hex, "user": staff["supervisor"]})
+    assert r.status_code == 200 and r.get_json()["status"] == "closed"
+    head = client.get(f"/crew/tickets/{copy['public_id']}/state").get_json()["head"]
+    assert f"Duplicate of <a href=\"/crew/tickets/{original['public_id']}\">#{original['public_id']}</a>" in head
+    r = client.post(url, headers=headers, data={"action": "reopen", "reason": "Not the same dog",
+                                                "key": uuid.uuid4().hex, "user": staff["supervisor"]})
+    assert r.status_code == 200 and r.get_json()["status"] == "open"
+    r = client.post(url, headers=headers, data={"action": "duplicate", "duplicate_of": "999999999",
+                                                "key": uuid.uuid4().hex})
+    assert r.status_code == 404 and _status(conn, copy["id"]) == "open"

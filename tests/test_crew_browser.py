@@ -448,3 +448,29 @@ def test_a_small_phone_shows_the_filters_and_who_is_signed_in(browser, live_serv
         assert _actors(conn, ticket["id"]) == [] and page.is_hidden("#action-message")
     finally:
         context.close()
+
+
+def test_a_supervisor_reopens_then_marks_a_duplicate_on_the_ticket_page(phone, live_server, staff, conn):
+    original, ticket = _dog(conn), _dog(conn)
+    crew.act(conn, _user(conn), ticket["public_id"], "close", key=f"c-{ticket['public_id']}", reason="fixed")
+    page = phone.new_page()
+    browser_login(page, live_server, staff["supervisor"])
+    page.goto(f"{live_server}/crew/tickets/{ticket['public_id']}")
+    assert page.is_hidden("#actions") and page.is_hidden("#duplicate-box")
+    page.click("#reopen-box summary")
+    page.fill("#reopen-reason", "Caller says the dog is back")
+    page.fill("#reopen-note", "We are sending the crew again.")
+    page.click("#reopen-form button[type=submit]")
+    page.wait_for_selector("#action-message[data-kind=ok]:has-text('Reopened')")
+    page.wait_for_selector("#history :text('reopened')")
+    assert page.inner_text("#status") == "open" and page.is_enabled("button[data-action=accept]")
+    assert page.is_hidden("#reopen-box") and page.is_visible("#duplicate-box")
+
+    page.click("#duplicate-box summary")
+    page.fill("#duplicate-of", f"#{original['public_id']}")
+    page.click("#duplicate-form button[type=submit]")
+    page.wait_for_selector("#action-message[data-kind=ok]:has-text('Closed as a duplicate')")
+    page.wait_for_selector(f"#ticket-head a:has-text('#{original['public_id']}')")
+    assert page.inner_text("#status") == "closed" and page.is_visible("#reopen-box")
+    assert [kind for kind, _ in _actors(conn, ticket["id"])] == ["closed", "reopened", "closed"]
+    screenshot(page, "crew-supervisor-duplicate")

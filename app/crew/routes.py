@@ -103,13 +103,17 @@ def action(public_id):
     taken_by = form.get("user")
     if taken_by and taken_by != current_user.username:
         raise OtherUser(f"this action was taken by {taken_by[:80]}, who is no longer signed in here")
-    upload = request.files.get("photo")
-    photo = upload.read(media.MAX_BYTES + 1) if upload and upload.filename else None
-    ticket = crew.act(db.connection(), current_user, public_id, form.get("action", ""), key=form.get("key"),
-                      lat=form.get("lat") or None, lon=form.get("lon") or None,
-                      reason=form.get("reason") or None, note=form.get("note"),
-                      internal_note=form.get("internal_note"), crew_code=form.get("crew") or None,
-                      photo=photo, media_dir=current_app.config["MEDIA_DIR"])
+    if form.get("action") == "duplicate":    # supervisors: close as a duplicate of another ticket
+        ticket = crew.mark_duplicate(db.connection(), current_user, public_id, form.get("duplicate_of"),
+                                     key=form.get("key"), note=form.get("note"))
+    else:
+        upload = request.files.get("photo")
+        photo = upload.read(media.MAX_BYTES + 1) if upload and upload.filename else None
+        ticket = crew.act(db.connection(), current_user, public_id, form.get("action", ""), key=form.get("key"),
+                          lat=form.get("lat") or None, lon=form.get("lon") or None,
+                          reason=form.get("reason") or None, note=form.get("note"),
+                          internal_note=form.get("internal_note"), crew_code=form.get("crew") or None,
+                          photo=photo, media_dir=current_app.config["MEDIA_DIR"])
     return jsonify(public_id=ticket["public_id"], status=ticket["status"], repeated=ticket["repeated"],
                    crew=ticket["crew"])
 

@@ -12,8 +12,9 @@ const actionUrl = `${ticketUrl}/actions`;
 const $ = (id) => document.getElementById(id);
 const message = $("action-message");
 const queueStatus = $("queue-status");
-const DONE_TEXT = { accept: "Accepted", start: "Started", close: "Closed", reassign: "Reassigned", note: "Note added" };
-const STATUS_AFTER = { accept: "acknowledged", start: "in_progress", close: "closed" };
+const DONE_TEXT = { accept: "Accepted", start: "Started", close: "Closed", reassign: "Reassigned", note: "Note added",
+                    reopen: "Reopened", duplicate: "Closed as a duplicate" };
+const STATUS_AFTER = { accept: "acknowledged", start: "in_progress", close: "closed", reopen: "open", duplicate: "closed" };
 const current = { status: ticket.status, mayAct: true };
 // Actions taken on this page (key → the form they came from, or null for a button): their answer is
 // shown here, with the form still filled in when refused, so they need no place in the refused list.
@@ -52,6 +53,15 @@ function setStatus(status) {
   }
   if ($("actions")) $("actions").hidden = status === "closed" || !current.mayAct;
   if ($("note-box")) $("note-box").hidden = !current.mayAct;
+  showBox("reopen-box", status === "closed");          // supervisors only
+  showBox("duplicate-box", status !== "closed");
+}
+
+function showBox(id, shown) {
+  const box = $(id);
+  if (!box) return;
+  if (!shown) box.open = false;                        // folded when it comes back
+  box.hidden = !shown;
 }
 
 // The ticket as the server has it now: after an action's answer the header (crew, status, due date),
@@ -77,7 +87,7 @@ async function refresh() {
 }
 
 function lockActions(locked) {
-  for (const el of document.querySelectorAll("#actions button, #note-form button")) el.disabled = locked;
+  for (const el of document.querySelectorAll("#actions button, #note-form button, #supervise button")) el.disabled = locked;
   if (!locked) setStatus(current.status);
 }
 
