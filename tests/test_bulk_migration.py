@@ -27,7 +27,7 @@ def test_0011_up_and_down_alone(scratch_db):
     schema.upgrade(scratch_db)
     # every head of the scripts is a row of alembic_version (what /healthz checks)
     assert _heads(scratch_db) == set(ScriptDirectory.from_config(schema.alembic_config("")).get_heads())
-    schema.downgrade(scratch_db, "0014@-2")       # 0013 and 0014 sit on 0011: down to it (their downgrades run)
+    schema.downgrade(scratch_db, "0015@-3")       # 0013-0015 sit on 0011: down to it (their downgrades run)
     assert "0011" in _heads(scratch_db) and "0003" not in _heads(scratch_db)
     up = _triggers(scratch_db)
     assert "pin311.bulk" in up["service_requests_public_point"]
@@ -46,14 +46,14 @@ def test_0011_up_and_down_alone(scratch_db):
     assert "INSERT OR DELETE OR UPDATE" in down["service_requests_data_version"]
     schema.upgrade(scratch_db)
     assert _triggers(scratch_db) == up
-    assert "0014" in _heads(scratch_db)
+    assert "0015" in _heads(scratch_db)
 
 
 def test_0003_cannot_go_down_under_0011(scratch_db):
     """0011 narrows 0003's triggers and sits on its branch: taking 0003 down takes 0011 down first."""
     schema.upgrade(scratch_db)
-    schema.downgrade(scratch_db, "0014@-4")      # the whole branch: 0014, 0013, 0011, then 0003
-    assert not {"0003", "0011", "0013", "0014"} & _heads(scratch_db)
+    schema.downgrade(scratch_db, "0015@-5")      # the whole branch: 0015 down to 0011, then 0003
+    assert not {"0003", "0011", "0013", "0014", "0015"} & _heads(scratch_db)
     assert set(_triggers(scratch_db)) == {"service_requests_notify"}
     assert "pin311.bulk" not in _triggers(scratch_db)["service_requests_notify"]
     schema.upgrade(scratch_db)
