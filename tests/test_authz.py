@@ -39,7 +39,7 @@ POLICY = {
     ("agent.attach_caller", "POST"): roles("agent", "supervisor"),
     # crew view: crews and supervisors; photos also for agents (a caller asks "did you fix it?")
     **{("crew." + e, "GET"): roles("crew", "supervisor") for e in (
-        "near_me", "csrf_token", "near_json", "route_json", "ticket")},
+        "near_me", "csrf_token", "near_json", "route_json", "ticket", "ticket_state")},
     ("crew.action", "POST"): roles("crew", "supervisor"),
     ("crew.photo", "GET"): roles("crew", "supervisor", "agent"),
     ("crew.photo_thumb", "GET"): roles("crew", "supervisor", "agent"),
@@ -58,6 +58,7 @@ POLICY = {
         ("layers.tile", "GET"), ("layers.tile_layers", "GET"),
         ("layers.ogc_landing", "GET"), ("layers.ogc_conformance", "GET"), ("layers.ogc_collections", "GET"),
         ("layers.ogc_collection", "GET"), ("layers.ogc_items", "GET"), ("layers.ogc_item", "GET"),
+        ("layers.ogc_api", "GET"), ("layers.ogc_queryables", "GET"),
         ("layers.arcgis_catalog", "GET"), ("layers.arcgis_catalog", "POST"),
         ("layers.arcgis_service", "GET"), ("layers.arcgis_service", "POST"),
         ("layers.arcgis_layer", "GET"), ("layers.arcgis_layer", "POST"),
