@@ -293,7 +293,7 @@ def ticket_detail(conn, user, public_id):
     row = conn.execute(text("""
         SELECT r.id, r.public_id, r.service_code, s.name AS service_name, s.sensitive,
                s.attributes AS questions,
-               r.status, r.closure_reason, r.description, r.attributes, r.address, r.districts,
+               r.status, r.closure_reason, r.description, r.attributes, r.address, r.address_note, r.districts,
                ST_Y(r.geom) AS lat, ST_X(r.geom) AS lon, r.requested_at, r.expected_at, r.closed_at,
                r.crew_id, c.code AS crew_code, c.name AS crew_name, d.public_id AS duplicate_of_public_id,
                now() AS now
@@ -319,6 +319,8 @@ def ticket_detail(conn, user, public_id):
     events = history(conn, row.id, public=not ticket["may_act"])
     ticket["history"] = events
     ticket["internal_notes"] = [e for e in events if e.get("internal_note")]
+    if not ticket["may_act"]:       # the caller's own words about the place are for the crew on the job
+        ticket["address_note"] = None
     ticket["photos"] = [_photo_card(e, row.lat, row.lon) for e in events if e.get("media")]
     ticket["contacts"] = [] if not ticket["may_act"] else [
         " ".join(p for p in (c.first_name, c.last_name) if p) for c in conn.execute(text(

@@ -329,7 +329,11 @@ def test_crew_pages_need_a_crew_or_supervisor_role(client, staff):
 
 
 def test_near_json_and_ticket_page(client, staff, conn):
-    ticket = _dog(conn)
+    ticket = submit_request(conn, NewRequest(
+        service_code="animal-generic", lat=STRAY_DOG[0], lon=STRAY_DOG[1], attributes={"animal_type": "dog"},
+        description="Stray dog by the park", address="by the bench near the gate",   # the caller's words
+        contact={"first_name": "Ann", "last_name": "Caller", "phone": "+16175550142"},
+        channel="agent", actor="agent:test"))
     crew.act(conn, _user(conn), ticket["public_id"], "note", key=str(uuid.uuid4()),
              internal_note="Dog is shy")
     login(client, staff["crew"])
@@ -339,6 +343,7 @@ def test_near_json_and_ticket_page(client, staff, conn):
     assert bad.status_code == 400 and bad.get_json()["field"] == "lat"
     page = client.get(f"/crew/tickets/{ticket['public_id']}").get_data(as_text=True)
     assert "Stray dog by the park" in page and "Dog is shy" in page and "Ann Caller" in page
+    assert "615 E Fourth St" in page and "by the bench near the gate" in page
     assert "+16175550142" not in page and f"geo:{STRAY_DOG[0]:.6f},{STRAY_DOG[1]:.6f}" in page
     assert client.get("/crew/tickets/nope").status_code == 404
 
@@ -359,12 +364,14 @@ def test_near_json_filters(client, staff, conn):
 def test_other_crews_ticket_is_read_only_without_notes(client, staff, conn):
     other = submit_request(conn, NewRequest(service_code="animal-generic", lat=42.3601, lon=-71.0589,
                                             attributes={"animal_type": "cat"}, channel="agent",
+                                            address="behind the blue fence",
                                             contact={"first_name": "Zed", "phone": "+16175550199"}))
     boss = _user(conn, role="supervisor", crews=(), username="test-supervisor")
     crew.act(conn, boss, other["public_id"], "note", key=str(uuid.uuid4()), internal_note="Secret gate code")
     login(client, staff["crew"])
     page = client.get(f"/crew/tickets/{other['public_id']}").get_data(as_text=True)
     assert "Secret gate code" not in page and "Zed" not in page and "close-form" not in page
+    assert "behind the blue fence" not in page
     token = _csrf(client)
     r = client.post(f"/crew/tickets/{other['public_id']}/actions", headers={"X-CSRFToken": token,
                     "Accept": "application/json"},
