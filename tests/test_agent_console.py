@@ -578,7 +578,8 @@ def _centre_near(page, lat, lon):
 
 def test_a_ticket_number_flies_to_the_ticket_and_shows_where_it_stands(page, live_server, staff, conn):
     old = _ticket(conn, SOUTH_BOSTON[0] + 0.0011, SOUTH_BOSTON[1] - 0.0009)
-    conn.execute(text("UPDATE service_requests SET requested_at = now() - interval '400 days' WHERE id = :i"),
+    conn.execute(text("UPDATE service_requests SET requested_at = now() - interval '400 days', "
+                      "address_note = 'by the red door' WHERE id = :i"),
                  {"i": old["id"]})
     conn.commit()
     row = conn.execute(text("SELECT ST_Y(geom) AS lat, ST_X(geom) AS lon, requested_at, expected_at "
@@ -591,6 +592,7 @@ def test_a_ticket_number_flies_to_the_ticket_and_shows_where_it_stands(page, liv
     _centre_near(page, row.lat, row.lon)
     assert page.inner_text("#ticket-view [data-k=status]") == "open"
     assert page.inner_text("#ticket-view [data-k=crew]").startswith("Animal Control")
+    assert page.inner_text("#ticket-view [data-k=address_note]") == "by the red door"    # the caller's words
     assert re.search(r"\d", page.inner_text("#ticket-view [data-k=expected]"))
     # a date of another year says its year; this year's does not
     this_year = page.evaluate("new Date().getFullYear()")

@@ -25,6 +25,7 @@ export function ticketCard(card, { show: showOnMap, hide: hideOnMap }) {
         : row("expected", "Expected by", t.expected_at ? formatDate(t.expected_at) : "no target date"),
       row("crew", "Crew", t.crew?.name || "unrouted"),
       row("address", "Address", t.address || "—"),
+      ...(t.address_note ? row("address_note", "Caller said", t.address_note) : []),
       row("requested", "Reported", formatDate(t.requested_at))));
   }
 
