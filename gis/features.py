@@ -194,12 +194,7 @@ def query(conn, coll, where=(), bbox=None, limit=100, offset=0, order_by=(), out
     `where` is a list of SQLAlchemy conditions built from coll's own columns; `order_by` a list of
     (field, descending); `limit` None for count only.
     """
-    conds = [c for c in where if c is not None]
-    if coll.base_where is not None:
-        conds.append(coll.base_where)
-    if bbox is not None:
-        conds.append(coll.in_envelope(*bbox))
-    cond = and_(*conds) if conds else literal(True)
+    cond = _condition(coll, where, bbox)
     matched = None
     if count or limit is None:
         matched = conn.execute(select(func.count()).select_from(coll.geom.table).where(cond)).scalar()
@@ -226,14 +221,37 @@ def query(conn, coll, where=(), bbox=None, limit=100, offset=0, order_by=(), out
     return feats, matched
 
 
-def object_ids(conn, coll, where=(), bbox=None, order_by=()):
+def rows(conn, coll, where=(), bbox=None, limit=None, offset=0, chunk=2000):
+    """Every matching feature as a dict of its fields (plus `longitude`, `latitude` for points), in
+    object id order, however many there are: a server-side cursor hands them over `chunk` at a time,
+    so memory stays flat for a million rows. `limit` None means all."""
+    cols = [coll.column(n).label(n) for n in coll.fields]
+    if coll.geometry_type == "Point":
+        cols += [func.ST_X(coll.geom).label("longitude"), func.ST_Y(coll.geom).label("latitude")]
+    stmt = (select(*cols).select_from(coll.geom.table).where(_condition(coll, where, bbox))
+            .order_by(coll.column(coll.oid_field)).offset(max(0, int(offset))))
+    if limit is not None:
+        stmt = stmt.limit(max(0, int(limit)))
+    result = conn.execute(stmt, execution_options={"stream_results": True, "yield_per": chunk})
+    try:
+        for row in result:
+            yield row._asdict()
+    finally:
+        result.close()
+
+
+def _condition(coll, where, bbox):
     conds = [c for c in where if c is not None]
     if coll.base_where is not None:
         conds.append(coll.base_where)
     if bbox is not None:
         conds.append(coll.in_envelope(*bbox))
+    return and_(*conds) if conds else literal(True)
+
+
+def object_ids(conn, coll, where=(), bbox=None, order_by=()):
     oid = coll.column(coll.oid_field)
-    stmt = select(oid).select_from(coll.geom.table).where(and_(*conds) if conds else literal(True))
+    stmt = select(oid).select_from(coll.geom.table).where(_condition(coll, where, bbox))
     stmt = stmt.order_by(*[coll.column(n).desc() if d else coll.column(n) for n, d in order_by], oid)
     return list(conn.execute(stmt).scalars())
 

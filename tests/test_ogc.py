@@ -2,10 +2,14 @@
 import csv
 import io
 import subprocess
+import sys
+import threading
 
+import pytest
 from owslib.ogcapi.features import Features
 from sqlalchemy import text
 
+from gis import features
 from tests.test_tiles import CONTACT, SOUTH_BOSTON, submit
 
 
@@ -108,3 +112,102 @@ def test_owslib_pages_through_everything(live_server, conn):
     assert len(seen) == _db_count(conn) == page["numberMatched"]
     wards = api.collection_items("wards", limit=100)
     assert wards["numberMatched"] == len(wards["features"]) == 22
+
+
+def test_csv_export_streams_every_matching_row_unless_limited(client, conn):
+    total = _db_count(conn)
+    assert total > features.MAX_LIMIT, "the demo city has more requests than one page holds"
+    res = client.get("/ogc/collections/requests/items?f=csv")
+    assert res.status_code == 200 and res.mimetype == "text/csv"
+    rows = list(csv.DictReader(io.StringIO(res.get_data(as_text=True))))
+    assert len(rows) == total and len({r["public_id"] for r in rows}) == total
+    opened = list(csv.DictReader(io.StringIO(client.get(
+        "/ogc/collections/requests/items?f=csv&status=open&properties=public_id,status").get_data(as_text=True))))
+    assert len(opened) == _db_count(conn, "SELECT count(*) FROM public_requests WHERE status = 'open'") > 0
+    assert set(opened[0]) == {"public_id", "status", "longitude", "latitude"}
+    assert {r["status"] for r in opened} == {"open"}
+    page = client.get("/ogc/collections/requests/items?f=csv&limit=7&offset=3").get_data(as_text=True)
+    assert [r["public_id"] for r in csv.DictReader(io.StringIO(page))] == [r["public_id"] for r in rows[3:10]]
+
+
+def test_unknown_parameters_are_refused_not_ignored(client, conn):
+    for bad in ("stauts=open", "ward=6", "crs=EPSG:3857", "bbox-crs=EPSG:4326", "properties=public_id,phone"):
+        res = client.get(f"/ogc/collections/requests/items?{bad}&f=csv")
+        assert res.status_code == 400 and res.is_json, bad
+        assert client.get(f"/ogc/collections/requests/items?{bad}").status_code == 400, bad
+    crs84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+    body = client.get("/ogc/collections/requests/items", query_string={
+        "crs": crs84, "bbox-crs": crs84, "properties": "status", "wards": "6", "limit": 3}).get_json()
+    assert body["numberMatched"] == _db_count(conn, "SELECT count(*) FROM public_requests "
+                                                    "WHERE districts->>'wards' = '6'")
+    assert all(set(f["properties"]) == {"status"} for f in body["features"])
+
+
+@pytest.fixture(scope="module")
+def counted_server(app):
+    """The app over real HTTP in this process, recording every request's path and query; clients run
+    in a subprocess (GDAL holds the GIL in pyogrio's read loop, which would starve a server thread)."""
+    from werkzeug.serving import make_server
+    seen = []
+
+    def wsgi(environ, start):
+        seen.append(environ["PATH_INFO"] + "?" + environ.get("QUERY_STRING", ""))
+        return app(environ, start)
+    server = make_server("127.0.0.1", 0, wsgi, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}", seen
+    server.shutdown()
+
+
+def _limit_of(doc, path):
+    """The items `limit` parameter as GDAL finds it: the collection's own path, a local $ref naming limit."""
+    for param in doc["paths"][path]["get"]["parameters"]:
+        ref = param.get("$ref", "")
+        if "limit" in ref:
+            node = doc
+            for part in ref.lstrip("#/").split("/"):
+                node = node[part]
+            return node["schema"]
+
+
+def test_api_document_lets_gdal_filter_on_the_server_and_page_large(counted_server, conn):
+    url, seen = counted_server
+    where = "status='open' AND wards='6'"
+    want = _db_count(conn, "SELECT count(*) FROM public_requests WHERE status = 'open' AND districts->>'wards' = '6'")
+    # GDAL 3.6 (ogrinfo): the API document lists each collection's properties, so the filter is sent to
+    # the server (a few pages) instead of every request being fetched, ten at a time, and filtered locally.
+    seen.clear()
+    out = subprocess.run(["ogrinfo", "-ro", "-q", "-fields=NO", "-geom=NO", "-where", where, f"OAPIF:{url}/ogc",
+                          "requests"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("OGRFeature(requests)") == want > 0
+    items = [s for s in seen if s.startswith("/ogc/collections/requests/items?")]
+    assert "/ogc/api?" in seen and all("status=open" in s and "wards=6" in s for s in items[1:])
+    assert len(items) <= want // 10 + 3
+    # Newer GDAL (pyogrio's) takes its page size from the limit's default and maximum: 1,000 a page.
+    seen.clear()
+    code = "import pyogrio, sys; print(len(pyogrio.raw.read(sys.argv[1], layer='requests')[2]))"
+    out = subprocess.run([sys.executable, "-c", code, f"OAPIF:{url}/ogc"], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout) == _db_count(conn)
+    items = [s for s in seen if s.startswith("/ogc/collections/requests/items?")]
+    assert len(items) <= _db_count(conn) // 1000 + 3          # a schema probe, then pages of 1,000
+
+
+def test_owslib_reads_the_api_definition_and_queryables(live_server):
+    api = Features(f"{live_server}/ogc")
+    doc = api.api()
+    assert doc["openapi"].startswith("3.0")
+    assert _limit_of(doc, "/collections/requests/items") == {"type": "integer", "minimum": 1,
+                                                             "maximum": features.MAX_LIMIT, "default": 100}
+    assert "/collections/wards/items/{featureId}" in doc["paths"]
+    queryables = api.collection_queryables("requests")
+    assert queryables["type"] == "object" and queryables["properties"]["status"]["type"] == "string"
+    assert queryables["properties"]["requested_at"]["format"] == "date-time"
+    assert "phone" not in queryables["properties"]
+    conf = api.conformance()["conformsTo"]
+    assert "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30" in conf
+    links = {link["rel"]: link for link in api.collection("requests")["links"]}
+    assert links["http://www.opengis.net/def/rel/ogc/1.0/queryables"]["type"] == "application/schema+json"

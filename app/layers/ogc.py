@@ -1,4 +1,5 @@
-"""OGC API – Features, Part 1 core with GeoJSON (and CSV export) under /ogc/."""
+"""OGC API – Features, Part 1 core with GeoJSON (and CSV export) under /ogc/, its OpenAPI document and
+each collection's queryables (Part 3)."""
 import csv
 import io
 import json
@@ -7,18 +8,21 @@ from datetime import date, datetime
 from flask import Response, request, url_for
 
 from app.extensions import db
-from app.layers import bp
+from app.layers import bp, ogc_openapi
+from app.layers.ogc_openapi import COMMON, CRS84, GEOJSON, OPENAPI_TYPE, SCHEMA_TYPE
 from gis import features
 from gis.errors import InvalidInput, NotFound
 
-GEOJSON = "application/geo+json"
 DEFAULT_LIMIT = 100
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
 ]
-RESERVED = {"bbox", "datetime", "limit", "offset", "f", "bbox-crs", "crs", "properties"}
+QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
+CSV_ROWS_PER_WRITE = 1000
 
 
 def _default(value):
@@ -42,6 +46,8 @@ def ogc_landing():
         "title": "pin311 map layers", "description": "311 service requests and the city's map layers",
         "links": [
             {"href": _url("layers.ogc_landing"), "rel": "self", "type": "application/json", "title": "this document"},
+            {"href": _url("layers.ogc_api"), "rel": "service-desc", "type": OPENAPI_TYPE,
+             "title": "the API definition (OpenAPI 3.0)"},
             {"href": _url("layers.ogc_conformance"), "rel": "conformance", "type": "application/json",
              "title": "conformance"},
             {"href": _url("layers.ogc_collections"), "rel": "data", "type": "application/json",
@@ -52,6 +58,20 @@ def ogc_landing():
 @bp.get("/ogc/conformance")
 def ogc_conformance():
     return _json({"conformsTo": CONFORMANCE})
+
+
+@bp.get("/ogc/api")
+def ogc_api():
+    conn = db.connection()
+    doc = ogc_openapi.document(features.collections(conn), _url("layers.ogc_landing").rstrip("/"),
+                               DEFAULT_LIMIT, features.MAX_LIMIT)
+    return _json(doc, OPENAPI_TYPE)
+
+
+@bp.get("/ogc/collections/<name>/queryables")
+def ogc_queryables(name):
+    coll = features.get_collection(db.connection(), name)
+    return _json(ogc_openapi.queryables(coll, _url("layers.ogc_queryables", name=name)), SCHEMA_TYPE)
 
 
 def _describe(conn, coll):
@@ -65,6 +85,8 @@ def _describe(conn, coll):
             {"href": _url("layers.ogc_collection", name=coll.name), "rel": "self", "type": "application/json"},
             {"href": items, "rel": "items", "type": GEOJSON, "title": "features"},
             {"href": items + "?f=csv", "rel": "alternate", "type": "text/csv", "title": "CSV export"},
+            {"href": _url("layers.ogc_queryables", name=coll.name), "rel": QUERYABLES_REL, "type": SCHEMA_TYPE,
+             "title": "the properties usable as filters"},
         ]}
 
 
@@ -95,23 +117,40 @@ def _feature(coll, feat):
     return {"type": "Feature", "id": feat["id"], "geometry": feat["geometry"], "properties": feat["properties"]}
 
 
+def _selection(coll):
+    """(conditions, bbox, property names) from the query string. A parameter that is neither one of
+    Part 1's nor a property of the collection is refused (400), as Part 1 asks: ignoring `stauts=open`
+    would answer with every feature as if it were the filtered few."""
+    for key in request.args:
+        if key not in COMMON and key not in coll.fields:
+            raise InvalidInput(f"unknown parameter {key[:40]!r}: use {', '.join(COMMON)} or a property of "
+                               f"{coll.name} (see its queryables)", field=key[:40])
+    for key in ("crs", "bbox-crs"):
+        if request.args.get(key) not in (None, "", CRS84):
+            raise InvalidInput(f"{key}: only {CRS84} is offered", field=key)
+    where = [features.datetime_condition(coll, request.args.get("datetime"))]
+    for key, value in request.args.items():   # property filters: field=value
+        if key in coll.fields:
+            where.append(coll.column(key) == features.typed(coll, key, value))
+    names = [n.strip() for n in (request.args.get("properties") or "").split(",") if n.strip()]
+    for n in names:
+        coll.column(n)          # InvalidInput for a property the collection does not have
+    return where, features.parse_bbox(request.args.get("bbox")), names or list(coll.fields)
+
+
 @bp.get("/ogc/collections/<name>/items")
 def ogc_items(name):
     conn = db.connection()
     coll = features.get_collection(conn, name)
     fmt = request.args.get("f", "json").lower()
-    limit = _int_arg("limit", features.MAX_LIMIT if fmt == "csv" else DEFAULT_LIMIT, 1, features.MAX_LIMIT)
-    offset = _int_arg("offset", 0, 0, 10 ** 9)
-    where = [features.datetime_condition(coll, request.args.get("datetime"))]
-    for key, value in request.args.items():   # property filters: field=value
-        if key not in RESERVED and key in coll.fields:
-            where.append(coll.column(key) == features.typed(coll, key, value))
-    bbox = features.parse_bbox(request.args.get("bbox"))
-    feats, matched = features.query(conn, coll, where, bbox, limit=limit, offset=offset)
-    if fmt == "csv":
-        return _csv(coll, feats)
-    if fmt not in ("json", "geojson"):
+    if fmt not in ("json", "geojson", "csv"):
         raise InvalidInput("f must be json or csv", field="f")
+    where, bbox, names = _selection(coll)
+    offset = _int_arg("offset", 0, 0, 10 ** 9)
+    if fmt == "csv":   # every match unless the client asks for a page: an export is not a page
+        return _csv(coll, where, bbox, names, _int_arg("limit", None, 1, 10 ** 9), offset)
+    limit = _int_arg("limit", DEFAULT_LIMIT, 1, features.MAX_LIMIT)
+    feats, matched = features.query(conn, coll, where, bbox, limit=limit, offset=offset, out_fields=names)
     args = {k: v for k, v in request.args.items() if k not in ("offset", "limit")}
     links = [{"href": _url("layers.ogc_items", name=name, offset=offset, limit=limit, **args), "rel": "self",
               "type": GEOJSON}]
@@ -126,19 +165,27 @@ def ogc_items(name):
                   "timeStamp": datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"), "links": links}, GEOJSON)
 
 
-def _csv(coll, feats):
-    out = io.StringIO()
-    names = list(coll.fields)
-    point = coll.geometry_type == "Point"
-    writer = csv.writer(out)
-    writer.writerow(names + (["longitude", "latitude"] if point else []))
-    for f in feats:
-        row = [_default(v) if isinstance(v, (date, datetime)) else v for v in (f["properties"][n] for n in names)]
-        if point:
-            coords = (f["geometry"] or {}).get("coordinates") or [None, None]
-            row += coords[:2]
-        writer.writerow(row)
-    return Response(out.getvalue(), content_type="text/csv; charset=utf-8",
+def _csv(coll, where, bbox, names, limit, offset):
+    """The selection as CSV, written as rows arrive from a server-side cursor (memory stays flat). The
+    rows are read on a connection of their own: the request's is closed when the view returns, before
+    the body is sent."""
+    header = names + (["longitude", "latitude"] if coll.geometry_type == "Point" else [])
+    engine = db.engine
+
+    def chunks():
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(header)
+        with engine.connect() as conn:
+            for n, row in enumerate(features.rows(conn, coll, where, bbox, limit=limit, offset=offset), 1):
+                writer.writerow([_default(v) if isinstance(v, (date, datetime)) else v for v in map(row.get, header)])
+                if n % CSV_ROWS_PER_WRITE == 0:
+                    yield out.getvalue()
+                    out.seek(0)
+                    out.truncate()
+        yield out.getvalue()
+
+    return Response(chunks(), content_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{coll.name}.csv"'})
 
 
