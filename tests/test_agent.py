@@ -273,3 +273,18 @@ def test_live_streams_are_capped_per_process_and_end_by_themselves(app, staff, m
     short.close()
     held[1].close()
     assert hub.subscriber_count() == baseline
+
+
+@pytest.mark.parametrize("role, links, not_links", [
+    ("supervisor", ["/crew/", "/dashboards/", "/dashboards/sweeps"], []),
+    ("agent", [], ["/crew/", "/dashboards/"]),
+])
+def test_the_top_bar_links_the_sides_a_role_opens(app, staff, role, links, not_links):
+    """A supervisor signed in at the console had no way to the crew view or sweeps but typing URLs."""
+    client = app.test_client()
+    login(client, staff[role])
+    bar = client.get("/agent/").get_data(as_text=True).split("<header", 1)[1].split("</header>", 1)[0]
+    for href in links:
+        assert f'href="{href}"' in bar, href
+    for href in not_links:
+        assert f'href="{href}"' not in bar, href
