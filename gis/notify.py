@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 _CLAIM = text("""SELECT id, payload, attempts FROM outbox WHERE topic = :t AND done_at IS NULL AND next_try <= now()
                  ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED""")
 _DELIVERIES = text("""
-SELECT c.id AS contact_id, c.phone, c.email, r.public_id, s.name AS service_name, r.status,
+SELECT c.id AS contact_id, c.phone, c.email, r.public_id, s.name AS service_name, r.status, r.closure_reason,
        e.kind, e.public_note, cr.name AS crew_name,
        EXISTS (SELECT 1 FROM sms_optouts o WHERE o.phone = c.phone) AS opted_out
   FROM request_events e
@@ -63,13 +63,20 @@ _WAKE = text("""UPDATE outbox SET next_try = now() WHERE id IN (
                      AND last_error LIKE :w FOR UPDATE SKIP LOCKED)""")
 
 
+# How a closure reads to the caller ({reason} in a message: "… is closed: fixed.").
+CLOSED_BECAUSE = {"fixed": "fixed", "not_found": "nothing was found there", "duplicate": "it repeats another request",
+                  "referred": "referred to the agency in charge", "no_action": "no action was needed"}
+
+
 def message(kind, row):
     """The text for an event kind, from gis/messages/<kind>.txt, else 'updated'."""
     path = MESSAGES / f"{kind}.txt"
     template = (path if path.exists() else MESSAGES / "updated.txt").read_text()
+    because = CLOSED_BECAUSE.get(getattr(row, "closure_reason", None))
     return template.strip().format(
         number=row.public_id, service=row.service_name, crew=row.crew_name or "the responsible crew",
-        note=f" {row.public_note}" if row.public_note else "", status=row.status.replace("_", " "))
+        note=f" {row.public_note}" if row.public_note else "", status=row.status.replace("_", " "),
+        reason=f": {because}" if because else "")
 
 
 class SmtpSender:

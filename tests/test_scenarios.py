@@ -237,6 +237,7 @@ def test_scenario5_the_c6_officer_closes_it_from_the_phone_and_both_callers_are_
         closed = [t for t in _texts_to(caller["phone"]) if "closed" in t]
         assert len(closed) == 1, (caller["phone"], _TwilioApi.received)
         assert number in closed[0] and PUBLIC_NOTE in closed[0] and INTERNAL_NOTE not in closed[0]
+        assert "is closed: fixed." in closed[0]                  # the caller hears why it closed
     # accepting and starting are not news to the callers: only the closure was texted
     others = [t for c in (FIRST_CALLER, SECOND_CALLER) for t in _texts_to(c["phone"]) if "closed" not in t]
     assert others == [], others
