@@ -240,6 +240,29 @@ def rows(conn, coll, where=(), bbox=None, limit=None, offset=0, chunk=2000):
         result.close()
 
 
+# Esri statisticType -> SQL aggregate (stddev and var of a sample, as ArcGIS computes them).
+AGGREGATES = {"count": func.count, "sum": func.sum, "min": func.min, "max": func.max, "avg": func.avg,
+              "stddev": func.stddev_samp, "var": func.var_samp}
+
+
+def statistics(conn, coll, where=(), bbox=None, stats=(), group_by=(), order_by=(), limit=None, offset=0):
+    """One row per group (one row without `group_by`) with each statistic, in one GROUP BY.
+
+    `stats` are (aggregate, field or "*", output name) with aggregate a key of AGGREGATES and names already
+    checked by the caller; `order_by` (name, descending) names group fields or outputs."""
+    groups = {name: coll.column(name) for name in group_by}
+    outputs = {out: func.count() if field == "*" else AGGREGATES[kind](coll.column(field))
+               for kind, field, out in stats}
+    by_name = {**groups, **outputs}
+    order = [by_name[n].desc() if desc else by_name[n] for n, desc in order_by] + list(groups.values())
+    stmt = (select(*[e.label(n) for n, e in by_name.items()]).select_from(coll.geom.table)
+            .where(_condition(coll, where, bbox)).group_by(*groups.values()).order_by(*order)
+            .offset(max(0, int(offset))))
+    if limit is not None:
+        stmt = stmt.limit(max(0, int(limit)))
+    return [row._asdict() for row in conn.execute(stmt)]
+
+
 def _condition(coll, where, bbox):
     conds = [c for c in where if c is not None]
     if coll.base_where is not None:

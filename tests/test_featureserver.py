@@ -206,6 +206,12 @@ def test_arcgis_feature_layer_counts_equal_the_database(https_server, conn):
         assert value not in blob
     wards = FeatureLayer(f"{https_server}/arcgis/rest/services/wards/FeatureServer/0", gis=gis)
     assert len(wards.query(where="1=1").features) == 22
+    # statistics, as dashboards ask for them: open requests per ward
+    per_ward = layer.query(where="status = 'open'", group_by_fields_for_statistics="wards", out_statistics=[
+        {"statisticType": "count", "onStatisticField": "objectid", "outStatisticFieldName": "open_requests"}])
+    assert {f.attributes["wards"]: f.attributes["open_requests"] for f in per_ward.features} == dict(
+        conn.execute(text("SELECT districts->>'wards', count(*) FROM public_requests WHERE status = 'open' "
+                          "GROUP BY 1")).all())
 
 
 def test_dates_without_a_zone_are_utc_as_arcgis_and_ogc_clients_mean_them(client, conn):
@@ -225,3 +231,69 @@ def test_dates_without_a_zone_are_utc_as_arcgis_and_ogc_clients_mean_them(client
     assert one_day["numberMatched"] == _count(
         conn, "requested_at >= CAST(:d AS timestamp) AT TIME ZONE 'UTC' AND "
               "requested_at < (CAST(:d AS timestamp) + interval '1 day') AT TIME ZONE 'UTC'", d=day)
+
+
+def test_service_claims_only_the_formats_it_answers(client):
+    svc = client.get("/arcgis/rest/services/requests/FeatureServer?f=json").get_json()
+    layer = client.get("/arcgis/rest/services/requests/FeatureServer/0?f=json").get_json()
+    for claimed in (svc["supportedQueryFormats"], layer["supportedQueryFormats"]):
+        for fmt in (f.strip().lower() for f in claimed.split(",")):
+            body = _q(client, f=fmt, where="1=1", resultRecordCount=1)
+            assert "error" not in body, fmt
+
+
+STATS = [{"statisticType": "count", "onStatisticField": "objectid", "outStatisticFieldName": "n"},
+         {"statisticType": "sum", "onStatisticField": "objectid", "outStatisticFieldName": "total"},
+         {"statisticType": "min", "onStatisticField": "requested_at", "outStatisticFieldName": "first"},
+         {"statisticType": "max", "onStatisticField": "service_code", "outStatisticFieldName": "last_code"},
+         {"statisticType": "avg", "onStatisticField": "OBJECTID", "outStatisticFieldName": "mean"}]
+
+
+def test_out_statistics_grouped_equal_sql(client, conn):
+    body = _q(client, where="status = 'open'", outStatistics=json.dumps(STATS),
+              groupByFieldsForStatistics="police_districts", orderByFields="n DESC")
+    assert "error" not in body, body
+    assert {f["name"]: f["type"] for f in body["fields"]} == {
+        "police_districts": "esriFieldTypeString", "n": "esriFieldTypeInteger", "total": "esriFieldTypeDouble",
+        "first": "esriFieldTypeDate", "last_code": "esriFieldTypeString", "mean": "esriFieldTypeDouble"}
+    want = conn.execute(text("""
+        SELECT districts->>'police_districts', count(objectid), sum(objectid),
+               floor(extract(epoch FROM min(requested_at)) * 1000)::bigint, max(service_code), avg(objectid)
+          FROM public_requests WHERE status = 'open' GROUP BY 1 ORDER BY 2 DESC, 1""")).all()
+    got = [tuple(f["attributes"].values()) for f in body["features"]]
+    assert [g[:5] for g in got] == [tuple(w[:5]) for w in want] and len(got) > 5
+    assert all(abs(g[5] - float(w[5])) < 1e-6 for g, w in zip(got, want))
+    assert "geometry" not in body["features"][0]
+    whole = _q(client, outStatistics=json.dumps(STATS[:1]))
+    assert whole["features"] == [{"attributes": {"n": _count(conn)}}]
+    star = _q(client, outStatistics='[{"statisticType": "count", "onStatisticField": "*"}]',
+              groupByFieldsForStatistics="status", f="geojson")
+    assert {f["properties"]["status"]: f["properties"]["count_all"] for f in star["features"]} == dict(
+        conn.execute(text("SELECT status, count(*) FROM public_requests GROUP BY 1")).all())
+    # paged like features: resultRecordCount with exceededTransferLimit, then the rest
+    first = _q(client, outStatistics=json.dumps(STATS[:1]), groupByFieldsForStatistics="wards", resultRecordCount=5)
+    rest = _q(client, outStatistics=json.dumps(STATS[:1]), groupByFieldsForStatistics="wards", resultOffset=5)
+    assert first["exceededTransferLimit"] and len(first["features"]) == 5
+    groups = conn.scalar(text("SELECT count(*) FROM (SELECT 1 FROM public_requests GROUP BY districts->>'wards') g"))
+    assert len(first["features"]) + len(rest["features"]) == groups and not rest.get("exceededTransferLimit")
+
+
+@pytest.mark.parametrize("stats, group, order", [
+    ('[{"statisticType": "median", "onStatisticField": "objectid"}]', None, None),
+    ('[{"statisticType": "sum", "onStatisticField": "status"}]', None, None),
+    ('[{"statisticType": "count", "onStatisticField": "objectid) FROM services --"}]', None, None),
+    ('[{"statisticType": "count", "onStatisticField": "objectid", "outStatisticFieldName": "n\\" FROM x"}]',
+     None, None),
+    ('[{"statisticType": "count", "onStatisticField": "phone"}]', None, None),
+    ('{"statisticType": "count"}', None, None), ("not json", None, None),
+    ('[{"statisticType": "count", "onStatisticField": "objectid"}]', "status; drop", None),
+    ('[{"statisticType": "count", "onStatisticField": "objectid"}]', "status", "pg_sleep(5)"),
+    (None, "status", None),
+])
+def test_bad_statistics_answer_an_arcgis_error(client, conn, stats, group, order):
+    params = {k: v for k, v in (("outStatistics", stats), ("groupByFieldsForStatistics", group),
+                                ("orderByFields", order)) if v is not None}
+    before = conn.execute(text("SELECT count(*) FROM services")).scalar()
+    body = _q(client, **params)
+    assert set(body) == {"error"} and body["error"]["code"] == 400 and body["error"]["message"]
+    assert conn.execute(text("SELECT count(*) FROM services")).scalar() == before

@@ -7,11 +7,12 @@ import functools
 import json
 import math
 from datetime import date, datetime, time, timezone
+from decimal import Decimal
 
 from flask import Response, request
 
 from app.extensions import db
-from app.layers import bp
+from app.layers import bp, esri_statistics
 from gis import features
 from gis.errors import InvalidInput, NotFound, Pin311Error
 from gis.esri_where import parse_where
@@ -95,7 +96,7 @@ def service(name):
     ext = _extent(conn, coll)
     return {"currentVersion": VERSION, "serviceDescription": coll.description, "hasVersionedData": False,
             "supportsDisconnectedEditing": False, "maxRecordCount": MAX_RECORDS,
-            "supportedQueryFormats": "JSON, geoJSON, PBF", "capabilities": "Query",
+            "supportedQueryFormats": "JSON, geoJSON", "capabilities": "Query",
             "description": coll.description, "copyrightText": "", "spatialReference": SR,
             "initialExtent": ext, "fullExtent": ext, "allowGeometryUpdates": False, "units": "esriDecimalDegrees",
             "layers": [{"id": 0, "name": coll.name, "parentLayerId": -1, "defaultVisibility": True,
@@ -115,11 +116,12 @@ def layer(name, layer_id):
             "typeIdField": "", "fields": _fields(coll), "extent": _extent(conn, coll), "hasZ": False, "hasM": False,
             "minScale": 0, "maxScale": 0, "maxRecordCount": MAX_RECORDS, "standardMaxRecordCount": MAX_RECORDS,
             "capabilities": "Query", "supportedQueryFormats": "JSON, geoJSON", "supportsAdvancedQueries": True,
-            "supportsStatistics": False, "supportsPagination": True, "useStandardizedQueries": True,
+            "supportsStatistics": True, "supportsPagination": True, "useStandardizedQueries": True,
             "advancedQueryCapabilities": {"supportsPagination": True, "supportsOrderBy": True,
                                           "supportsDistinct": False, "supportsQueryWithResultType": False,
-                                          "supportsReturningQueryExtent": False, "supportsStatistics": False,
-                                          "supportsPaginationOnAggregatedQueries": False},
+                                          "supportsReturningQueryExtent": False, "supportsStatistics": True,
+                                          "supportsHavingClause": False,
+                                          "supportsPaginationOnAggregatedQueries": True},
             "hasAttachments": False, "htmlPopupType": "esriServerHTMLPopupTypeNone", "types": [], "templates": [],
             "relationships": [], "isDataVersioned": False, "supportsRollbackOnFailureParameter": False,
             "allowGeometryUpdates": False, "spatialReference": SR}
@@ -260,6 +262,9 @@ def query(name, layer_id):
             raise InvalidInput("objectIds must be whole numbers separated by commas", field="objectIds") from None
         where.append(coll.column(coll.oid_field).in_(wanted))
     bbox = _envelope()
+    stats, groups = esri_statistics.parse(coll, _param("outStatistics"), _param("groupByFieldsForStatistics"))
+    if stats:   # as ArcGIS does, statistics take precedence over counts, ids and features
+        return _statistics(conn, coll, where, bbox, stats, groups)
     if _bool("returnCountOnly"):
         return {"count": features.query(conn, coll, where, bbox, limit=None)[1]}
     order = _order_by(coll)
@@ -290,6 +295,45 @@ def query(name, layer_id):
             "features": [{"attributes": {k: _epoch_ms(v) for k, v in f["properties"].items()},
                           **({"geometry": _esri_geometry(f["geometry"], out_wkid)} if with_geometry else {})}
                          for f in feats]}
+    if exceeded:
+        body["exceededTransferLimit"] = True
+    return body
+
+
+def _statistics(conn, coll, where, bbox, stats, groups):
+    """outStatistics (grouped by groupByFieldsForStatistics) as ArcGIS answers them: features with
+    attributes only."""
+    if _param("having"):
+        raise InvalidInput("having is not supported", field="having")
+    outputs = {out.lower(): out for _, _, out in stats} | {g.lower(): g for g in groups}
+    order = []
+    for part in (_param("orderByFields") or "").split(","):
+        words = part.split()
+        if not words:
+            continue
+        if len(words) > 2 or words[0].lower() not in outputs or \
+                (len(words) == 2 and words[1].upper() not in ("ASC", "DESC")):
+            raise InvalidInput(f"orderByFields: {part.strip()[:40]!r} is not 'group field or statistic [ASC|DESC]'",
+                               field="orderByFields")
+        order.append((outputs[words[0].lower()], len(words) == 2 and words[1].upper() == "DESC"))
+    offset = _int("resultOffset", 0)
+    count = _int("resultRecordCount", MAX_RECORDS, 1, MAX_RECORDS)
+    rows = features.statistics(conn, coll, where, bbox, stats, groups, order, limit=count + 1, offset=offset)
+    exceeded = len(rows) > count
+    rows = [{k: float(v) if isinstance(v, Decimal) else _epoch_ms(v) for k, v in r.items()} for r in rows[:count]]
+    types = {"count": "esriFieldTypeInteger", "sum": "esriFieldTypeDouble", "avg": "esriFieldTypeDouble",
+             "stddev": "esriFieldTypeDouble", "var": "esriFieldTypeDouble"}
+    fields = (_fields(coll, groups) if groups else []) + [
+        {"name": out, "alias": out, "type": types.get(kind) or FIELD_TYPES[coll.kind(field)]}
+        for kind, field, out in stats]
+    if _param("f") == "geojson":
+        body = {"type": "FeatureCollection",
+                "features": [{"type": "Feature", "geometry": None, "properties": r} for r in rows]}
+        if exceeded:
+            body["properties"] = {"exceededTransferLimit": True}
+        return body
+    body = {"displayFieldName": "", "fieldAliases": {f["name"]: f["alias"] for f in fields}, "fields": fields,
+            "features": [{"attributes": r} for r in rows]}
     if exceeded:
         body["exceededTransferLimit"] = True
     return body
