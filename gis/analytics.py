@@ -6,11 +6,12 @@ Filters (`Filters`): requested_at in [start, end), one service code, one distric
 Days and weeks are the city's (sessions run in its time zone, gis.db), both in filters and in buckets.
 
 SLA: a request "met" its SLA when it closed at or before expected_at; it is "overdue" while open past
-expected_at. Compliance = met / (closed with an expected_at).
+expected_at. Compliance = met / (closed with an expected_at). An open request without an expected_at has
+no SLA date: it is counted apart, neither within SLA nor overdue.
 """
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
@@ -110,24 +111,78 @@ def categories(conn):
     return [dict(r._mapping) for r in conn.execute(text("SELECT code, name FROM services ORDER BY name"))]
 
 
-def check_layer(conn, layer):
+def check_layer(conn, layer, field="district_layer"):
     if layer not in district_layers(conn):
-        raise InvalidInput(f"no district layer {str(layer)[:64]!r}", field="district_layer")
+        raise InvalidInput(f"no district layer {str(layer)[:64]!r}", field=field)
     return layer
 
 
+def natural_key(code):
+    """Sort key in which digits compare as numbers: ward 2 before ward 10, A7 before A15."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", str(code or ""))]
+
+
+def districts(conn):
+    """{district layer: [(code, name)]}, codes in natural order."""
+    out = {}
+    for layer, code, name in conn.execute(text(
+            "SELECT l.name, d.code, d.name FROM districts d JOIN layers l ON l.id = d.layer_id "
+            "WHERE l.kind = 'district'")):
+        out.setdefault(layer, []).append((code, name))
+    return {layer: sorted(found, key=lambda d: natural_key(d[0])) for layer, found in sorted(out.items())}
+
+
+def _plain_text(value):
+    return re.sub(r"[^0-9a-z]", "", str(value).lower())
+
+
+def resolve(conn, f):
+    """`f` checked against the city's layers and catalogue, its district as its layer's own code.
+
+    A district may be typed as the map shows it: "A-1", "a1" or "District A-1" find A1. A district,
+    layer or category that does not exist is an InvalidInput that says so (and what there is), never a
+    page of zeros."""
+    if f.category and not conn.scalar(text("SELECT 1 FROM services WHERE code = :c"), {"c": f.category}):
+        raise InvalidInput(f"no category {f.category[:64]!r}: choose one from the list", field="category")
+    if not f.district_layer:
+        return f
+    check_layer(conn, f.district_layer)
+    if not f.district:
+        return f
+    found = districts(conn).get(f.district_layer, [])
+    wanted = _plain_text(f.district)
+    for code, name in found:
+        if f.district == code or wanted in (_plain_text(code), _plain_text(name or "")):
+            return replace(f, district=code)
+    listed = ", ".join(name or code for code, name in found[:12]) + (", …" if len(found) > 12 else "")
+    raise InvalidInput(f"no district {f.district[:64]!r} in {f.district_layer}: choose one of {listed}",
+                       field="district")
+
+
 def over_time(conn, f, unit="week"):
-    """[{period, service_code, service_name, requests}] per day or week and category."""
+    """[{period, service_code, service_name, requests}] for every day, week or month of the range and every
+    category requested in it, zero where none was: a gap is a zero, not a missing point. The range is the
+    filters' (the periods holding their first and last day), else the first and last request's."""
     if unit not in ("day", "week", "month"):
         raise InvalidInput("interval must be day, week or month", field="interval")
     where, params = _where(f)
     sql = f"""
-        SELECT date_trunc(:unit, r.requested_at)::date AS period, r.service_code,
-               s.name AS service_name, count(*) AS requests
-          FROM service_requests r JOIN services s ON s.code = r.service_code
-         WHERE {where}
-         GROUP BY 1, 2, 3 ORDER BY 1, 4 DESC"""
-    return _rows(conn, sql, {**params, "unit": unit})
+        WITH counts AS (
+          SELECT date_trunc(:unit, r.requested_at)::date AS period, r.service_code, count(*) AS requests
+            FROM service_requests r WHERE {where} GROUP BY 1, 2),
+        periods AS (
+          SELECT generate_series(coalesce(date_trunc(:unit, CAST(:first_day AS timestamp)), min(period)),
+                                 coalesce(date_trunc(:unit, CAST(:last_day AS timestamp)), max(period)),
+                                 CAST('1 ' || :unit AS interval))::date AS period
+            FROM counts HAVING count(*) > 0)
+        SELECT p.period, c.service_code, s.name AS service_name, coalesce(n.requests, 0) AS requests
+          FROM periods p
+         CROSS JOIN (SELECT DISTINCT service_code FROM counts) c
+          JOIN services s ON s.code = c.service_code
+          LEFT JOIN counts n ON n.period = p.period AND n.service_code = c.service_code
+         ORDER BY 1, 4 DESC, 2"""
+    last_day = f.end - timedelta(days=1) if f.end else None
+    return _rows(conn, sql, {**params, "unit": unit, "first_day": f.start, "last_day": last_day})
 
 
 _BY_DISTRICT = """
@@ -136,29 +191,34 @@ WITH agg AS (
          count(*) AS requests,
          count(*) FILTER (WHERE r.status <> 'closed') AS open,
          count(*) FILTER (WHERE r.status <> 'closed' AND r.expected_at < now()) AS overdue,
+         count(*) FILTER (WHERE r.status <> 'closed' AND r.expected_at IS NULL) AS open_no_sla,
          count(*) FILTER (WHERE r.status = 'closed' AND r.expected_at IS NOT NULL) AS closed_with_sla,
          count(*) FILTER (WHERE r.status = 'closed' AND r.closed_at <= r.expected_at) AS met_sla
     FROM service_requests r WHERE {where}
    GROUP BY 1)
 SELECT d.code, d.name, coalesce(a.requests, 0) AS requests, coalesce(a.open, 0) AS open,
-       coalesce(a.overdue, 0) AS overdue, coalesce(a.closed_with_sla, 0) AS closed_with_sla,
+       coalesce(a.open - a.overdue - a.open_no_sla, 0) AS open_within_sla,
+       coalesce(a.overdue, 0) AS overdue, coalesce(a.open_no_sla, 0) AS open_no_sla,
+       coalesce(a.closed_with_sla, 0) AS closed_with_sla,
        coalesce(a.met_sla, 0) AS met_sla,
        round(100.0 * a.met_sla / nullif(a.closed_with_sla, 0), 1) AS sla_pct{geom}
   FROM districts d JOIN layers l ON l.id = d.layer_id AND l.name = :layer
-  LEFT JOIN agg a ON a.code = d.code
- ORDER BY d.code"""
+  LEFT JOIN agg a ON a.code = d.code"""
 
 
 def by_district(conn, f, layer, geometry=False):
-    """Per district of `layer`: requests, open backlog, overdue, SLA met/closed and compliance %."""
-    check_layer(conn, layer)
+    """Per district of `layer`, codes in natural order: requests, the open backlog split into within SLA,
+    overdue and without an SLA date, SLA met/closed and compliance %."""
+    check_layer(conn, layer, "layer")
     where, params = _where(f)
     geom = ", ST_AsGeoJSON(ST_SimplifyPreserveTopology(d.geom, 0.0001), 6) AS geometry" if geometry else ""
-    return _rows(conn, _BY_DISTRICT.format(where=where, geom=geom), {**params, "layer": layer})
+    rows = _rows(conn, _BY_DISTRICT.format(where=where, geom=geom), {**params, "layer": layer})
+    return sorted(rows, key=lambda r: natural_key(r["code"]))
 
 
 def hot_spots(conn, f, cell_m=250, min_count=1, open_only=False):
-    """Square cells of cell_m metres (EPSG:3857) with their request count, busiest first."""
+    """Square cells of cell_m metres (EPSG:3857) with their request count, busiest first; each with its
+    centre (lat, lon) and the neighbourhood most of its requests are in, for a label people can place."""
     try:
         cell_m = float(cell_m)
     except (TypeError, ValueError):
@@ -171,13 +231,18 @@ def hot_spots(conn, f, cell_m=250, min_count=1, open_only=False):
     sql = f"""
         WITH c AS (
           SELECT floor(ST_X(p) / :cell) AS i, floor(ST_Y(p) / :cell) AS j, count(*) AS requests,
-                 count(*) FILTER (WHERE status <> 'closed') AS open
-            FROM (SELECT ST_Transform(r.geom, 3857) AS p, r.status FROM service_requests r WHERE {where}) x
+                 count(*) FILTER (WHERE status <> 'closed') AS open,
+                 mode() WITHIN GROUP (ORDER BY neighbourhood) AS neighbourhood
+            FROM (SELECT ST_Transform(r.geom, 3857) AS p, r.status,
+                         r.districts -> 'neighborhoods' ->> 'name' AS neighbourhood
+                    FROM service_requests r WHERE {where}) x
            GROUP BY 1, 2 HAVING count(*) >= :min_count)
-        SELECT i::bigint AS i, j::bigint AS j, requests, open,
+        SELECT i::bigint AS i, j::bigint AS j, requests, open, neighbourhood,
+               round(ST_Y(centre)::numeric, 5) AS lat, round(ST_X(centre)::numeric, 5) AS lon,
                ST_AsGeoJSON(ST_Transform(ST_MakeEnvelope(i * :cell, j * :cell, (i + 1) * :cell,
                                                           (j + 1) * :cell, 3857), 4326), 6) AS geometry
-          FROM c ORDER BY requests DESC, i, j"""
+          FROM c, ST_Transform(ST_SetSRID(ST_MakePoint((i + 0.5) * :cell, (j + 0.5) * :cell), 3857), 4326) centre
+         ORDER BY requests DESC, i, j"""
     return _rows(conn, sql, {**params, "cell": cell_m, "min_count": int(min_count)})
 
 
@@ -200,11 +265,14 @@ def top_categories(conn, f, layer="neighborhoods", per_district=3):
 
 
 def crew_workload(conn, f):
-    """Per crew: open requests, overdue among them, oldest open request's age in days."""
+    """Per crew: open requests, within SLA, overdue and without an SLA date among them, oldest open
+    request's age in days."""
     where, params = _where(f)
     sql = f"""
         SELECT c.code, c.name, count(r.id) AS open,
+               count(r.id) FILTER (WHERE r.expected_at >= now()) AS open_within_sla,
                count(r.id) FILTER (WHERE r.expected_at < now()) AS overdue,
+               count(r.id) FILTER (WHERE r.expected_at IS NULL) AS open_no_sla,
                round(extract(epoch FROM now() - min(r.requested_at)) / 86400)::int AS oldest_days
           FROM crews c JOIN service_requests r ON r.crew_id = c.id AND r.status <> 'closed'
          WHERE {where}

@@ -5,6 +5,7 @@ import re
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
+import matplotlib.dates
 import pytest
 from sqlalchemy import text
 
@@ -244,3 +245,113 @@ def test_folium_map_downloads_load_leaflet_from_this_server_only(client, staff):
     assert client.get("/dashboards/map/crews.html").status_code == 404
     login(client, staff["agent"])
     assert client.get("/dashboards/map/districts.html").status_code == 403
+
+
+def _labels(svg):
+    """The texts of a matplotlib SVG (it draws text as paths and keeps each string in a comment)."""
+    return re.findall(r"<!-- (.*?) -->", svg)
+
+
+def test_over_time_has_every_period_of_the_range_zero_filled(conn):
+    from matplotlib.figure import Figure
+    from app.dashboards import service
+    with conn.begin() as tx:   # two requests of one category, seven weeks apart, before the demo city's data
+        code, a, b = conn.execute(text("SELECT service_code, min(id), max(id) FROM service_requests "
+                                       "GROUP BY 1 HAVING count(*) > 1 ORDER BY 1 LIMIT 1")).one()
+        for rid, when in ((a, "2014-01-15 17:00+00"), (b, "2014-03-05 17:00+00")):
+            conn.execute(text("UPDATE service_requests SET requested_at = :w WHERE id = :i"), {"w": when, "i": rid})
+        rows = analytics.over_time(conn, parse_filters({"start": "2014-01-01", "end": "2014-03-31",
+                                                        "category": code}), "week")
+        mondays = [date(2013, 12, 30) + timedelta(weeks=n) for n in range(14)]       # to 31 March, a Monday
+        assert [r["period"] for r in rows] == mondays                                # no week left out
+        assert {r["period"]: r["requests"] for r in rows if r["requests"]} == {date(2014, 1, 13): 1,
+                                                                               date(2014, 3, 3): 1}
+        # without dates: the data's first to last period, every one of them
+        months = [r["period"] for r in analytics.over_time(conn, Filters(category=code), "month")]
+        assert months[0] == date(2014, 1, 1) and len(months) == len(set(months))
+        assert all((m2.year - m1.year) * 12 + m2.month - m1.month == 1 for m1, m2 in zip(months, months[1:]))
+        fig = Figure()
+        ax = fig.add_subplot()
+        service._over_time(ax, rows)
+        assert ax.get_ylim()[0] == 0                                                 # counts start at 0
+        assert [d.date() for d in matplotlib.dates.num2date(ax.get_xlim())] == [mondays[0], mondays[-1]]
+        tx.rollback()
+
+
+def test_open_requests_without_an_sla_date_are_their_own_category(client, staff, conn):
+    with conn.begin() as tx:
+        conn.execute(text("UPDATE service_requests SET expected_at = NULL WHERE id IN (SELECT id FROM "
+                          "service_requests WHERE status <> 'closed' AND expected_at IS NOT NULL "
+                          "AND districts->'wards'->>'code' = '6' LIMIT 3)"))
+        rows = {r["code"]: r for r in analytics.by_district(conn, Filters(), "wards")}
+        want = dict(_sql(conn, "SELECT districts->'wards'->>'code', count(*) FROM service_requests "
+                               "WHERE status <> 'closed' AND expected_at IS NULL GROUP BY 1"))
+        assert want.get("6", 0) >= 3
+        for code, r in rows.items():
+            assert r["open_no_sla"] == want.get(code, 0)
+            assert r["open_within_sla"] + r["overdue"] + r["open_no_sla"] == r["open"]
+        crews = analytics.crew_workload(conn, Filters())
+        assert all(c["open_within_sla"] + c["overdue"] + c["open_no_sla"] == c["open"] for c in crews)
+        assert sum(c["open_no_sla"] for c in crews) == sum(want.values())
+        tx.rollback()
+    login(client, staff["analyst"])
+    header = client.get("/dashboards/data/districts.csv?layer=wards").get_data(as_text=True).splitlines()[0]
+    assert {"open_within_sla", "overdue", "open_no_sla"} <= set(header.split(","))
+    for name in ("districts", "crews"):
+        labels = _labels(client.get(f"/dashboards/chart/{name}.svg?layer=wards").get_data(as_text=True))
+        assert {"open, within SLA", "open, no SLA date", "open, overdue"} <= set(labels), name
+    assert "<th>No SLA date</th>" in client.get("/dashboards/?layer=wards").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("typed", ["A1", "A-1", "a1", "district a-1", "District A-1"])
+def test_a_district_typed_as_people_write_it_finds_its_code(conn, typed):
+    f = analytics.resolve(conn, parse_filters({"district_layer": "police_districts", "district": typed}))
+    assert f.district == "A1"
+
+
+@pytest.mark.parametrize("args, field, words", [
+    ({"district_layer": "police_districts", "district": "Z9"}, "district", "District A-1"),
+    ({"district_layer": "nope", "district": "A1"}, "district_layer", "no district layer"),
+    ({"category": "nope"}, "category", "no category")])
+def test_an_unknown_district_or_category_is_an_error_not_zeros(client, staff, conn, args, field, words):
+    with pytest.raises(analytics.InvalidInput) as err:
+        analytics.resolve(conn, parse_filters(args))
+    assert err.value.field == field and words in err.value.message
+    login(client, staff["analyst"])
+    csv_res = client.get("/dashboards/data/districts.csv", query_string=args)
+    assert csv_res.status_code == 400 and words in csv_res.get_data(as_text=True)
+    page = client.get("/dashboards/", query_string=args).get_data(as_text=True)
+    assert 'role="alert"' in page and words in page.replace("&#39;", "'")
+
+
+def test_district_filter_is_a_list_of_the_layers_districts_in_natural_order(client, staff, conn):
+    assert [r["code"] for r in analytics.by_district(conn, Filters(), "wards")] == [str(n) for n in range(1, 23)]
+    assert analytics.natural_key("A7") < analytics.natural_key("A15") < analytics.natural_key("B2")
+    login(client, staff["analyst"])
+    html = client.get("/dashboards/?district_layer=police_districts&district=a-1&layer=police_districts"
+                      ).get_data(as_text=True)
+    assert '<select id="f-district" name="district">' in html
+    wards = re.search(r'<optgroup label="wards" data-layer="wards">(.*?)</optgroup>', html, re.S).group(1)
+    assert re.findall(r'<option value="([^"]+)"', wards) == [str(n) for n in range(1, 23)]
+    assert '<option value="A1" selected>District A-1</option>' in html
+    rows = list(csv.DictReader(io.StringIO(client.get(
+        "/dashboards/data/districts.csv?layer=police_districts&district_layer=police_districts&district=A-1"
+    ).get_data(as_text=True))))
+    assert [r["code"] for r in rows if int(r["requests"])] == ["A1"]
+
+
+def test_hot_spot_cells_are_labelled_by_neighbourhood_and_centre(client, staff, conn):
+    cell = analytics.hot_spots(conn, Filters(), 500)[0]
+    most = conn.scalar(text("""
+        SELECT mode() WITHIN GROUP (ORDER BY districts->'neighborhoods'->>'name') FROM service_requests
+         WHERE floor(ST_X(ST_Transform(geom, 3857)) / 500) = :i
+           AND floor(ST_Y(ST_Transform(geom, 3857)) / 500) = :j"""), {"i": cell["i"], "j": cell["j"]})
+    assert cell["neighbourhood"] == most
+    inside = conn.scalar(text("SELECT ST_Contains(ST_Transform(ST_MakeEnvelope(:i * 500, :j * 500, (:i + 1) * 500, "
+                              "(:j + 1) * 500, 3857), 4326), ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))"),
+                         {"i": cell["i"], "j": cell["j"], "lon": float(cell["lon"]), "lat": float(cell["lat"])})
+    assert inside
+    login(client, staff["analyst"])
+    labels = _labels(client.get("/dashboards/chart/hot_spots.svg?cell=500").get_data(as_text=True))
+    assert f"{cell['neighbourhood']} ({cell['lat']:.4f}, {cell['lon']:.4f})" in labels
+    assert not [label for label in labels if label.startswith("cell ")]

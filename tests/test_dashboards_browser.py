@@ -112,3 +112,21 @@ def test_downloaded_folium_map_renders_the_wards(watched, live_server, staff, tm
     assert page.locator("path.leaflet-interactive").count() == 22
     screenshot(page, "dashboards-folium-wards")
     assert not problems, problems
+
+
+def test_district_list_offers_the_chosen_layers_districts(watched, live_server, staff):
+    page, problems = watched
+    browser_login(page, live_server, staff["analyst"])
+    page.goto(f"{live_server}/dashboards/?layer=police_districts")
+    page.select_option("#f-district", label="District A-1")          # picked first: its layer comes along
+    assert page.input_value("#f-dlayer") == "police_districts"
+    assert page.locator('#f-district optgroup[data-layer="wards"]').evaluate("g => g.disabled && g.hidden")
+    page.select_option("#f-dlayer", "wards")                           # another layer: A-1 is not a ward
+    assert page.input_value("#f-district") == ""
+    assert page.locator('#f-district optgroup[data-layer="police_districts"]').evaluate("g => g.disabled")
+    page.select_option("#f-district", label="Ward 6")
+    page.click("form.filters button[type=submit]")
+    page.wait_for_selector("#district-table")
+    assert "district_layer=wards" in page.url and "district=6" in page.url
+    assert page.locator("#f-district option:checked").inner_text() == "Ward 6"
+    assert not problems, problems

@@ -18,14 +18,15 @@ ANALYSTS = ("analyst", "supervisor")
 @roles_required(*ANALYSTS)
 def index():
     conn = db.connection()
-    error, summary, shown = None, {}, None
+    error, summary, shown, chosen = None, {}, None, None
     try:
-        f, interval, layer, cell = service.options(request.args)
-        analytics.check_layer(conn, layer)
+        f, interval, layer, cell = service.options(conn, request.args)
+        analytics.check_layer(conn, layer, "layer")
         summary = {"districts": analytics.by_district(conn, f, layer),
                    "top": analytics.top_categories(conn, f, "neighborhoods"),
                    "crews": analytics.crew_workload(conn, f)[:20]}
         shown = (f.start, f.end - timedelta(days=1) if f.end else None)
+        chosen = (f.district_layer, f.district)   # the district as its layer spells it ("a-1" -> A1)
     except Pin311Error as exc:
         error = exc.message
     qs = urlencode({k: v for k, v in request.args.items() if v})
@@ -37,6 +38,7 @@ def index():
     return render_template("dashboards/index.html", error=error, summary=summary, qs=qs, args=request.args,
                            periods=periods, shown=shown,
                            layers=analytics.district_layers(conn), categories=analytics.categories(conn),
+                           districts=analytics.districts(conn), chosen=chosen,
                            settings=settings, datasets=service.DATASETS, timezone=current_app.config["TIMEZONE"])
 
 

@@ -15,9 +15,10 @@ DATASETS = ("over_time", "districts", "hot_spots", "top_categories", "crews")
 MAPS = ("districts", "hot_spots")
 
 
-def options(args):
-    """(filters, interval, district layer, hot-spot cell) from the query string."""
-    f = analytics.parse_filters(args)
+def options(conn, args):
+    """(filters, interval, district layer, hot-spot cell) from the query string, the filters checked
+    against the city's layers and catalogue (an unknown district or category is an error, not zeros)."""
+    f = analytics.resolve(conn, analytics.parse_filters(args))
     interval = args.get("interval") or "week"
     layer = args.get("layer") or "wards"
     cell = args.get("cell") or 250
@@ -25,7 +26,7 @@ def options(args):
 
 
 def dataset(conn, name, args, geometry=False):
-    f, interval, layer, cell = options(args)
+    f, interval, layer, cell = options(conn, args)
     if name == "over_time":
         return analytics.over_time(conn, f, interval)
     if name == "districts":
@@ -80,9 +81,7 @@ def chart(conn, name, args):
         _over_time(ax, rows)
     elif name == "districts":
         labels = [r["code"] for r in rows]
-        ax.bar(labels, [r["open"] - r["overdue"] for r in rows], label="open, within SLA", color="#4c78a8")
-        ax.bar(labels, [r["overdue"] for r in rows], bottom=[r["open"] - r["overdue"] for r in rows],
-               label="open, overdue", color="#e45756")
+        _stacked(ax.bar, labels, rows, "bottom")
         ax.set_ylabel("open requests")
         ax2 = ax.twinx()
         ax2.plot(labels, [_num(r["sla_pct"]) if r["sla_pct"] is not None else float("nan") for r in rows],
@@ -93,7 +92,8 @@ def chart(conn, name, args):
         ax.tick_params(axis="x", labelrotation=90, labelsize=7)
     elif name == "hot_spots":
         top = rows[:15]
-        ax.barh([f"cell {r['i']},{r['j']}" for r in top][::-1], [r["requests"] for r in top][::-1], color="#f58518")
+        ax.barh([_place(r) for r in top][::-1], [r["requests"] for r in top][::-1], color="#f58518")
+        ax.tick_params(axis="y", labelsize=6)
         ax.set_xlabel("requests per cell")
     elif name == "top_categories":
         firsts = [r for r in rows if r["rank"] == 1]
@@ -102,14 +102,31 @@ def chart(conn, name, args):
         ax.tick_params(axis="y", labelsize=6)
         ax.set_xlabel("requests of the top category")
     elif name == "crews":
-        top = rows[:15]
-        labels = [r["code"] for r in top][::-1]
-        ax.barh(labels, [r["open"] - r["overdue"] for r in top][::-1], color="#4c78a8", label="open")
-        ax.barh(labels, [r["overdue"] for r in top][::-1], left=[r["open"] - r["overdue"] for r in top][::-1],
-                color="#e45756", label="overdue")
+        top = rows[:15][::-1]
+        _stacked(ax.barh, [r["code"] for r in top], top, "left")
         ax.tick_params(axis="y", labelsize=6)
         ax.legend(fontsize=7)
     return _svg(fig)
+
+
+# The open backlog in three parts that add up to it: an open request without an expected date is neither
+# within its SLA nor overdue.
+BACKLOG = (("open_within_sla", "open, within SLA", "#4c78a8"), ("open_no_sla", "open, no SLA date", "#bab0ac"),
+           ("overdue", "open, overdue", "#e45756"))
+
+
+def _stacked(bars, labels, rows, base):
+    below = [0] * len(rows)
+    for key, label, colour in BACKLOG:
+        values = [r[key] for r in rows]
+        bars(labels, values, label=label, color=colour, **{base: below})
+        below = [b + v for b, v in zip(below, values)]
+
+
+def _place(cell):
+    """A hot-spot cell as people place it: its neighbourhood and centre."""
+    where = f"{cell['neighbourhood']} " if cell.get("neighbourhood") else ""
+    return f"{where}({cell['lat']:.4f}, {cell['lon']:.4f})"
 
 
 def _over_time(ax, rows, top_n=6):
@@ -127,8 +144,12 @@ def _over_time(ax, rows, top_n=6):
         names[key] = r["service_name"] if key != "other" else "all other"
         series[key][index[r["period"]]] += r["requests"]
     for key, values in series.items():
-        if key in names:
-            ax.plot(periods, values, label=names[key][:30], linewidth=1)
+        if key in names:   # a marker when there is a single period: a line needs two points
+            ax.plot(periods, values, label=names[key][:30], linewidth=1, marker="o" if len(periods) == 1 else None)
+    # the whole range asked for (over_time gives every period, zeros included) and counts from 0
+    if len(periods) > 1:
+        ax.set_xlim(periods[0], periods[-1])
+    ax.set_ylim(bottom=0)
     ax.set_ylabel("requests")
     ax.legend(fontsize=6, ncol=2)
     ax.tick_params(axis="x", labelsize=7)
@@ -157,14 +178,14 @@ def folium_map(conn, name, args, static_base):
             pct = feature["properties"]["sla_pct"]
             colour = "#cccccc" if pct is None else next(c for low, c in SLA_SHADES if pct >= low)
             return {"fillColor": colour, "color": "#555", "weight": 1, "fillOpacity": 0.8}
-        fields = ["code", "name", "open", "overdue", "sla_pct"]
+        fields = ["code", "name", "open", "open_within_sla", "overdue", "open_no_sla", "sla_pct"]
     else:
         top = max((f["properties"]["requests"] for f in fc["features"]), default=1)
 
         def style(feature):
             n = feature["properties"]["requests"]
             return {"fillColor": SHADES[min(int(4 * n / top), 4)], "weight": 0, "fillOpacity": 0.8}
-        fields = ["requests", "open"]
+        fields = ["neighbourhood", "lat", "lon", "requests", "open"]
     if fc["features"]:
         layer = folium.GeoJson(fc, name=name, style_function=style, tooltip=folium.GeoJsonTooltip(fields))
         layer.add_to(m)

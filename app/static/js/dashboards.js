@@ -52,11 +52,38 @@ const slaColour = ["case", ["==", ["typeof", ["get", "sla_pct"]], "number"],
   ["interpolate", ["linear"], ["get", "sla_pct"], 40, "#d73027", 60, "#fc8d59", 75, "#fee08b", 85, "#d9ef8b", 95, "#1a9850"],
   "#cccccc"];
 mapWith("map-districts", `/dashboards/data/districts.geojson${q}`, { "fill-color": slaColour, "fill-opacity": 0.8 },
-  (p) => `${p.name || p.code}: ${p.open} open, ${p.overdue} overdue, SLA met ${p.sla_pct ?? "–"}% of ${p.closed_with_sla}`);
+  (p) => `${p.name || p.code}: ${p.open} open (${p.overdue} overdue, ${p.open_no_sla} without an SLA date), ` +
+         `SLA met ${p.sla_pct ?? "–"}% of ${p.closed_with_sla}`);
 mapWith("map-hot_spots", `/dashboards/data/hot_spots.geojson${q}`,
   { "fill-color": ["interpolate", ["linear"], ["get", "requests"], 1, "#fff5eb", 20, "#fdae6b", 100, "#e6550d", 500, "#7f2704"],
     "fill-opacity": 0.85 },
-  (p) => `${p.requests} requests (${p.open} open) in this cell`);
+  (p) => `${p.requests} requests (${p.open} open) in this cell${p.neighbourhood ? `, ${p.neighbourhood}` : ""}`);
 
 const legend = document.getElementById("legend-districts");
 if (legend) legend.textContent = "Share of closed requests that met their SLA: red < 50 %, yellow ≈ 75 %, green ≥ 95 %; grey: none closed.";
+
+// The district list offers only the districts of the layer chosen beside it (all of them, grouped, when
+// no layer is chosen); a district of another layer is cleared rather than sent with the wrong layer.
+const layerSelect = document.getElementById("f-dlayer");
+const districtSelect = document.getElementById("f-district");
+function offerDistricts() {
+  const layer = layerSelect.value;
+  for (const group of districtSelect.querySelectorAll("optgroup")) {
+    const other = layer !== "" && group.dataset.layer !== layer;
+    group.hidden = other;
+    group.disabled = other;
+  }
+  const chosen = districtSelect.selectedOptions[0];
+  if (chosen && chosen.parentElement.disabled) districtSelect.value = "";
+}
+if (layerSelect && districtSelect) {
+  layerSelect.addEventListener("change", offerDistricts);
+  districtSelect.addEventListener("change", () => {   // a district picked first brings its layer along
+    const chosen = districtSelect.selectedOptions[0];
+    if (chosen && chosen.value && layerSelect.value === "") {
+      layerSelect.value = chosen.parentElement.dataset.layer;
+      offerDistricts();
+    }
+  });
+  offerDistricts();
+}
