@@ -1,9 +1,10 @@
 """The OGC API's own descriptions: its OpenAPI 3.0 document (/ogc/api, the landing page's service-desc)
 and each collection's queryables (OGC API – Features Part 3, a JSON Schema).
 
-Clients read them: GDAL's OAPIF driver takes its page size from the `limit` parameter's default and
-maximum, and the property names listed for a collection's items as filters it may send to the server;
-OWSLib's api() returns the document.
+Clients read them: GDAL's OAPIF driver sends a -where on the property names listed for a collection's
+items to the server instead of filtering every feature itself, and recent GDAL takes its page size from
+the `limit` parameter's default and maximum (GDAL 3.6 pages at 10 whatever the server says); OWSLib's
+api() returns the document.
 """
 OPENAPI_TYPE = "application/vnd.oai.openapi+json;version=3.0"
 SCHEMA_TYPE = "application/schema+json"
