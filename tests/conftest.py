@@ -142,8 +142,10 @@ def _forget_requests_made_by_the_test(request):
 @pytest.fixture(scope="session")
 def app(db_url):
     from app import create_app
+    # LIVE_STREAMS: the test server has a thread per connection, and a closed console's stream keeps its
+    # place until its next keep-alive finds the socket gone; the cap itself is tested in test_agent.py.
     flask_app = create_app({"DATABASE_URL": db_url, "TESTING": True, "SECRET_KEY": "test-secret-key-0123456789",
-                            "RATELIMIT_ENABLED": False})
+                            "RATELIMIT_ENABLED": False, "LIVE_STREAMS": 64})
     return flask_app
 
 
