@@ -93,6 +93,7 @@ def _report(conn, body, phone, sid):
     if not phone:
         return "311 takes reports by text only from a phone number it can answer. Please call 311."
     match = _AT.match(body)
+    where = match.group("where").strip() if match else ""
     convo = sms_reports.waiting(conn, phone)
     try:
         if convo is not None and not match:
@@ -103,7 +104,6 @@ def _report(conn, body, phone, sid):
         found = catalogue.search(conn, match.group("what"), public_only=True, limit=1)
         if not found:
             return "We could not tell which kind of problem that is. Please call 311 or use the website."
-        where = match.group("where").strip()
         point = _LAT_LON.match(where)
         return sms_reports.start(conn, phone, found[0], (point["lat"], point["lon"]) if point else where,
                                  body, sid).text
