@@ -119,8 +119,8 @@ def raw_sql(url, points, seconds, clients):
             t0 = time.perf_counter()
             cur.execute(_INSERT_STMT.execute_sql, {
                 "lat": lat, "lon": lon, "service": "animal-generic", "description": "raw bench",
-                "attributes": json.dumps({"animal_type": "dog"}), "address": None, "address_id": None,
-                "channel": "api", "media_url": None, "idempotency_key": None, "has_sla": True,
+                "attributes": json.dumps({"animal_type": "dog"}), "address": None, "address_note": None,
+                "address_id": None, "channel": "api", "media_url": None, "idempotency_key": None, "has_sla": True,
                 "actor": "bench", "has_contact": False, "notify": True, "first_name": None,
                 "last_name": None, "phone": None, "email": None, "device_id": None, "account_id": None})
             cur.fetchall()                      # committed: autocommit, synchronous_commit on
