@@ -96,6 +96,16 @@ def run_wrk(port, key, points, seconds, connections):
     return rate, pct, int(errors.group(1)) if errors else 0, socket_errors.group(1) if socket_errors else "", text_out
 
 
+def raw_params(lat, lon):
+    """The intake statement's parameters for one request like the HTTP one (tests/test_bench_params.py
+    checks they are exactly the statement's: a new one would otherwise kill the raw clients)."""
+    return {"lat": lat, "lon": lon, "service": "animal-generic", "description": "raw bench",
+            "attributes": json.dumps({"animal_type": "dog"}), "address": None, "address_note": None,
+            "address_id": None, "channel": "api", "media_url": None, "idempotency_key": None, "has_sla": True,
+            "actor": "bench", "has_contact": False, "notify": True, "first_name": None,
+            "last_name": None, "phone": None, "email": None, "device_id": None, "account_id": None}
+
+
 def raw_sql(url, points, seconds, clients):
     """The intake statement, as submit_request runs it, straight through psycopg2 (one per thread):
     PREPAREd once per connection, each EXECUTE its own transaction (one round trip, like the app's)."""
@@ -117,12 +127,7 @@ def raw_sql(url, points, seconds, clients):
             lat, lon = points[n % len(points)]
             n += clients
             t0 = time.perf_counter()
-            cur.execute(_INSERT_STMT.execute_sql, {
-                "lat": lat, "lon": lon, "service": "animal-generic", "description": "raw bench",
-                "attributes": json.dumps({"animal_type": "dog"}), "address": None, "address_note": None,
-                "address_id": None, "channel": "api", "media_url": None, "idempotency_key": None, "has_sla": True,
-                "actor": "bench", "has_contact": False, "notify": True, "first_name": None,
-                "last_name": None, "phone": None, "email": None, "device_id": None, "account_id": None})
+            cur.execute(_INSERT_STMT.execute_sql, raw_params(lat, lon))
             cur.fetchall()                      # committed: autocommit, synchronous_commit on
             lat_ms[k].append((time.perf_counter() - t0) * 1000)
             done[k] += 1
