@@ -7,8 +7,8 @@ An idempotency key makes a retried submission return the ticket created the firs
 """
 import json
 import re
-from urllib.parse import urlsplit
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from sqlalchemy import text
 
