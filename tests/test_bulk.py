@@ -22,6 +22,13 @@ def _new_requests(conn, since):
                              "WHERE id > :m ORDER BY id"), {"m": since}).all()
 
 
+def _import_records(engine, path, records):
+    """Write Open311 records as a gzipped JSON-lines file and import it."""
+    with gzip.open(path, "wt") as f:
+        f.write("\n".join(json.dumps(r) for r in records))
+    return bulk.import_requests(engine, path, "open311-json", progress=False)
+
+
 def _mark(conn):
     return conn.scalar(text("SELECT coalesce(max(id), 0) FROM service_requests"))
 
@@ -94,10 +101,7 @@ def test_refusals_are_counted_with_their_reasons(engine, conn, tmp_path):
         {**good, "service_request_id": "T-6", "status": "closed", "status_notes": "Case resolved",
          "updated_datetime": "2019-03-02T10:00:00-05:00"},
     ]
-    path = tmp_path / "mixed.jsonl.gz"
-    with gzip.open(path, "wt") as f:
-        f.write("\n".join(json.dumps(r) for r in records))
-    report = bulk.import_requests(engine, path, "open311-json", progress=False)
+    report = _import_records(engine, tmp_path / "mixed.jsonl.gz", records)
     assert report.loaded == 2 and report.duplicates == 1
     assert report.refused["unknown service"] == 1
     assert report.unknown_services == {"Unicorn Sighting": 1}
@@ -212,10 +216,7 @@ def test_rows_on_the_city_hall_placeholder_are_placed_by_their_address_or_refuse
     records = [{**hall, "service_request_id": "P-1", "address": "615 E Fourth St, South Boston"},
                {**hall, "service_request_id": "P-2", "address": "somewhere we never heard of"},
                {**hall, "service_request_id": "P-3", "lat": 42.35941, "long": -71.05874, "address": ""}]
-    path = tmp_path / "placeholder.jsonl.gz"
-    with gzip.open(path, "wt") as f:
-        f.write("\n".join(json.dumps(r) for r in records))
-    report = bulk.import_requests(engine, path, "open311-json", progress=False)
+    report = _import_records(engine, tmp_path / "placeholder.jsonl.gz", records)
     assert report.loaded == 1 and report.placed_by_address == 1
     assert report.refused["on the City Hall placeholder point, and no address the gazetteer knows"] == 2
     assert "placed by their address" in report.summary()

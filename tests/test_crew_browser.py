@@ -58,6 +58,16 @@ def _status(conn, request_id):
     return conn.execute(text("SELECT status FROM service_requests WHERE id = :i"), {"i": request_id}).scalar()
 
 
+def _ticket_page_as_crew(phone, live_server, staff, ticket):
+    """A new page of the phone, signed in as the crew, on the ticket with its close form ready."""
+    page = phone.new_page()
+    browser_login(page, live_server, staff["crew"])
+    page.wait_for_url(f"{live_server}/crew/")
+    page.goto(f"{live_server}/crew/tickets/{ticket['public_id']}")
+    page.wait_for_selector("#close-form")
+    return page
+
+
 def test_scenario5_near_me_then_close_with_photo(phone, live_server, staff, conn, media_dir):
     ticket = _dog(conn)
     page = phone.new_page()
@@ -118,11 +128,7 @@ def test_scenario5_near_me_then_close_with_photo(phone, live_server, staff, conn
 
 def test_offline_close_is_sent_once_when_the_connection_returns(phone, live_server, staff, conn, media_dir):
     ticket = _dog(conn)
-    page = phone.new_page()
-    browser_login(page, live_server, staff["crew"])
-    page.wait_for_url(f"{live_server}/crew/")
-    page.goto(f"{live_server}/crew/tickets/{ticket['public_id']}")
-    page.wait_for_selector("#close-form")
+    page = _ticket_page_as_crew(phone, live_server, staff, ticket)
     phone.set_offline(True)
     page.select_option("#close-reason", "fixed")
     page.fill("#close-note", "Closed from the truck, offline.")
@@ -202,11 +208,7 @@ def test_my_route_on_the_map(phone, live_server, staff, conn):
 
 def test_queued_close_survives_closing_the_tab(phone, live_server, staff, conn, media_dir):
     ticket = _dog(conn)
-    page = phone.new_page()
-    browser_login(page, live_server, staff["crew"])
-    page.wait_for_url(f"{live_server}/crew/")
-    page.goto(f"{live_server}/crew/tickets/{ticket['public_id']}")
-    page.wait_for_selector("#close-form")
+    page = _ticket_page_as_crew(phone, live_server, staff, ticket)
     phone.set_offline(True)
     page.select_option("#close-reason", "not_found")
     page.click("#close-form button[type=submit]")
@@ -305,11 +307,7 @@ def test_a_page_left_open_does_not_send_as_the_next_user(phone, live_server, sta
     """A tab still showing the crew's page while a supervisor signs in elsewhere: the server refuses
     an action the page took for someone else, and the page keeps it for its owner."""
     ticket = _dog(conn)
-    page = phone.new_page()
-    browser_login(page, live_server, staff["crew"])
-    page.wait_for_url(f"{live_server}/crew/")
-    page.goto(f"{live_server}/crew/tickets/{ticket['public_id']}")
-    page.wait_for_selector("#close-form")
+    page = _ticket_page_as_crew(phone, live_server, staff, ticket)
     _sign_in_elsewhere(phone, live_server, staff["supervisor"])   # same cookies: the crew's tab is now theirs
     page.click("button[data-action=accept]")
     page.wait_for_selector("#action-message[data-kind=queued]")
@@ -318,11 +316,7 @@ def test_a_page_left_open_does_not_send_as_the_next_user(phone, live_server, sta
 
 def test_a_refused_replay_keeps_the_note_until_dismissed(phone, live_server, staff, conn):
     ticket = _dog(conn)
-    page = phone.new_page()
-    browser_login(page, live_server, staff["crew"])
-    page.wait_for_url(f"{live_server}/crew/")
-    page.goto(f"{live_server}/crew/tickets/{ticket['public_id']}")
-    page.wait_for_selector("#close-form")
+    page = _ticket_page_as_crew(phone, live_server, staff, ticket)
     phone.set_offline(True)
     page.select_option("#close-reason", "fixed")
     page.fill("#close-note", "We took the dog to the shelter on Fourth St.")
@@ -352,11 +346,7 @@ def test_a_refused_replay_keeps_the_note_until_dismissed(phone, live_server, sta
 
 def test_a_refused_close_keeps_the_form(phone, live_server, staff, conn, media_dir):
     ticket = _dog(conn)
-    page = phone.new_page()
-    browser_login(page, live_server, staff["crew"])
-    page.wait_for_url(f"{live_server}/crew/")
-    page.goto(f"{live_server}/crew/tickets/{ticket['public_id']}")
-    page.wait_for_selector("#close-form")
+    page = _ticket_page_as_crew(phone, live_server, staff, ticket)
     page.select_option("#close-reason", "not_found")
     page.fill("#close-note", "Nothing there when we came.")
     page.fill("#close-internal", "Checked the whole block")
