@@ -7,7 +7,6 @@ the place as found. The waiting report is one row per phone in sms_conversations
 "what at where" text replaces it, and it is forgotten after an hour.
 """
 import json
-from dataclasses import dataclass
 
 from sqlalchemy import text
 
@@ -17,12 +16,6 @@ from gis.locate import check_point, locate_point
 from gis.services import catalogue, check_answer
 
 FORGET_AFTER = "1 hour"
-
-
-@dataclass
-class Reply:
-    text: str
-    ticket: dict | None = None
 
 
 def place(conn, where):
@@ -53,7 +46,7 @@ def start(conn, phone, service, where, body, message_sid):
             lon = EXCLUDED.lon, address_id = EXCLUDED.address_id, body = EXCLUDED.body, answers = '{}'::jsonb,
             asking = EXCLUDED.asking, last_message_sid = EXCLUDED.last_message_sid, updated_at = now()"""), params)
     conn.commit()
-    return Reply(f"{service.name}: {prompt(questions[0])}")
+    return f"{service.name}: {prompt(questions[0])}"
 
 
 def waiting(conn, phone):
@@ -65,19 +58,19 @@ def waiting(conn, phone):
 
 
 def answer(conn, convo, reply_text, message_sid):
-    """Take the texted answer to the question asked; the next question, or the report filed."""
+    """Take the texted answer to the question asked; the reply: the next question, or the report filed."""
     service = catalogue.get(conn, convo.service_code)
     questions = _required(service)
     asked = next((q for q in questions if q["code"] == convo.asking), None)
     if asked is None:                                   # the catalogue changed meanwhile: start again
         forget(conn, convo.phone)
-        return Reply("That report's questions have changed; please text the report again.")
+        return "That report's questions have changed; please text the report again."
     if message_sid and message_sid == convo.last_message_sid:     # Twilio retried the text we already took
-        return Reply(prompt(asked))
+        return prompt(asked)
     try:
         value = parse(asked, reply_text)
     except InvalidAttribute as exc:
-        return Reply(f"{exc.message}. {prompt(asked)}")
+        return f"{exc.message}. {prompt(asked)}"
     answers = {**convo.answers, asked["code"]: value}
     rest = [q for q in questions if q["code"] not in answers]
     if rest:
@@ -85,7 +78,7 @@ def answer(conn, convo, reply_text, message_sid):
                                     last_message_sid = :sid, updated_at = now() WHERE phone = :p"""),
                      {"a": json.dumps(answers), "q": rest[0]["code"], "sid": message_sid, "p": convo.phone})
         conn.commit()
-        return Reply(prompt(rest[0]))
+        return prompt(rest[0])
     reply = _file(conn, convo.phone, service, convo.lat, convo.lon, convo.address_id, convo.body, answers,
                   message_sid)
     forget(conn, convo.phone)
@@ -141,11 +134,20 @@ def _required(service):
     return [a for a in service.attributes if a.get("required") and a.get("variable", True)]
 
 
+def idempotency_key(message_sid):
+    """The intake key of the report a text files: a retried text (same MessageSid) finds it again."""
+    return f"sms-{message_sid[:64]}" if message_sid else None
+
+
+def filed(ticket):
+    """What the texter is told once the report is filed (and again when Twilio retries that text)."""
+    where = f" at {ticket['address']}" if ticket.get("address") else ""
+    return (f"Thank you: {ticket['service_name']} request {ticket['public_id']}{where} was created. "
+            f"Reply STATUS {ticket['public_id']}.")
+
+
 def _file(conn, phone, service, lat, lon, address_id, body, answers, message_sid):
-    ticket = intake.submit_request(conn, intake.NewRequest(
+    return filed(intake.submit_request(conn, intake.NewRequest(
         service_code=service.code, lat=lat, lon=lon, address_id=address_id, description=body,
         attributes=answers, contact={"phone": phone}, channel="sms", actor=f"sms:{phone}", public_only=True,
-        idempotency_key=f"sms-{message_sid[:64]}" if message_sid else None))
-    where = f" at {ticket['address']}" if ticket.get("address") else ""
-    return Reply(f"Thank you: {service.name} request {ticket['public_id']}{where} was created. "
-                 f"Reply STATUS {ticket['public_id']}.", ticket)
+        idempotency_key=idempotency_key(message_sid))))

@@ -86,10 +86,10 @@ def sms():
 def _report(conn, body, phone, sid):
     """'dead raccoon at 12 Main St' → a request, or its first question; an answer → the next, or the request."""
     if sid:   # Twilio retries a text it got no answer to: the report it filed is the answer again
-        done = intake.find_ticket(conn, idempotency_key=f"sms-{sid}")
+        done = intake.find_ticket(conn, idempotency_key=sms_reports.idempotency_key(sid))
         conn.rollback()
         if done:
-            return f"Thank you: {done['service_name']} request {done['public_id']} was created."
+            return sms_reports.filed(done)
     if not phone:
         return "311 takes reports by text only from a phone number it can answer. Please call 311."
     match = _AT.match(body)
@@ -97,7 +97,7 @@ def _report(conn, body, phone, sid):
     convo = sms_reports.waiting(conn, phone)
     try:
         if convo is not None and not match:
-            return sms_reports.answer(conn, convo, body, sid).text
+            return sms_reports.answer(conn, convo, body, sid)
         if not match:
             return ("To report a problem text what and where, e.g. 'dead raccoon at 12 Main St'. "
                     "To check a request text STATUS and its number.")
@@ -106,7 +106,7 @@ def _report(conn, body, phone, sid):
             return "We could not tell which kind of problem that is. Please call 311 or use the website."
         point = _LAT_LON.match(where)
         return sms_reports.start(conn, phone, found[0], (point["lat"], point["lon"]) if point else where,
-                                 body, sid).text
+                                 body, sid)
     except AddressNotFound:
         # the intake's own hint ("drop a pin") is for screens; a text can only say it otherwise
         city = current_app.config["CITY_NAME"]
