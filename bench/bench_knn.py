@@ -99,7 +99,7 @@ def build(url, rows, open_share):
                                   "SELECT 'bench-crew-' || n, 'Bench crew ' || n "
                                   "FROM generate_series(0, :n - 1) n RETURNING id"),
                              {"n": GRID[0] * GRID[1]}).scalars().all()
-        # Bulk load the way a migration of history would: triggers (pg_notify, data version) off,
+        # Bulk load the way a migration of history would: triggers (public point, data version) off,
         # secondary indexes dropped and built once afterwards.
         conn.execute(text("ALTER TABLE service_requests DISABLE TRIGGER USER"))
         for index in ("service_requests_geom_gist", "service_requests_open_geom_gist",

@@ -208,11 +208,9 @@ WITH ins AS (
 )
 SELECT count(*) FROM ins""")
 
-# Done once for the whole load instead of per row (see migration 0011). Last statements before the
-# commit, so the data_versions row is locked only for the instant of the commit, as with the trigger.
-BUMP_VERSION = text("""INSERT INTO data_versions (name, version, changed_at) VALUES ('requests', 1, now())
-    ON CONFLICT (name) DO UPDATE SET version = data_versions.version + 1, changed_at = now()""")
-NOTIFY = text("SELECT pg_notify('pin311_requests', :payload)")
+# Done once for the whole load instead of per row (see migration 0011), last thing before the commit.
+# Live consoles see the version move with no new request in their window and reload (gis/live.py).
+BUMP_VERSION = text("SELECT pin311_bump_version('requests')")
 
 
 def import_requests(engine, path, fmt, service_code=None, progress=True):
@@ -285,8 +283,6 @@ def import_requests(engine, path, fmt, service_code=None, progress=True):
         report.already_present = len(df) - report.loaded
         if report.loaded:
             conn.execute(BUMP_VERSION)
-            conn.execute(NOTIFY, {"payload": json.dumps({
-                "op": "resync", "reason": "bulk import", "loaded": report.loaded})})
         bar.set_description("committing")
     bar.close()
     return report

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from geoalchemy2 import Geometry
 from sqlalchemy import (
-    ARRAY, BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Index, Integer, Text,
+    ARRAY, BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Index, Integer, SmallInteger, Text,
     func, text,
 )
 from sqlalchemy.dialects.postgresql import INET, JSONB
@@ -280,11 +280,13 @@ class ApiKey(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-# --- migration 0003 (issue 8): one counter per data source, bumped by triggers at commit; map caches
-# key on it. The public view `public_requests` of the same migration is described in gis/public.py.
+# --- migration 0003 (issue 8): counters per data source, bumped by triggers at commit; map caches key
+# on their sum. Migration 0016 spread each source over slots (one bumped at random per transaction).
+# The public view `public_requests` of 0003 is described in gis/public.py.
 class DataVersion(Base):
     __tablename__ = "data_versions"
     name: Mapped[str] = mapped_column(Text, primary_key=True)
+    slot: Mapped[int] = mapped_column(SmallInteger, primary_key=True, server_default="0")
     version: Mapped[int] = mapped_column(BigInteger, server_default="0")
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
@@ -374,6 +376,22 @@ class SweepRequest(Base):
     sweep_id: Mapped[int] = mapped_column(ForeignKey("sweeps.id", ondelete="CASCADE"), primary_key=True)
     request_id: Mapped[int] = mapped_column(ForeignKey("service_requests.id", ondelete="CASCADE"), primary_key=True)
     __table_args__ = (Index("sweep_requests_request", "request_id"),)
+
+
+# --- migration 0017: staff sign-in sessions (gis/sessions.py). Only a SHA-256 of the cookie's token is
+# kept; a trigger on users revokes an account's sessions when its password changes or it is deactivated.
+class StaffSession(Base):
+    __tablename__ = "staff_sessions"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(Text, unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    address = mapped_column(INET)
+    user_agent: Mapped[str | None] = mapped_column(Text)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_reason: Mapped[str | None] = mapped_column(Text)
+    __table_args__ = (Index("staff_sessions_user_live", "user_id", postgresql_where=text("revoked_at IS NULL")),)
 
 
 __all__ = [name for name in dir() if name[:1].isupper()]

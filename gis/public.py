@@ -40,8 +40,12 @@ def in_envelope(minx, miny, maxx, maxy):
 
 
 def data_version(conn, source="requests"):
-    """The counter bumped at every commit that changes `source` ("requests" or "layers")."""
-    return conn.execute(text("SELECT version FROM data_versions WHERE name = :n"), {"n": source}).scalar() or 0
+    """A number that moves at every commit that changes `source` ("requests" or "layers").
+
+    The sum of the source's counter rows: a writer bumps one of them at random (migration 0016), so
+    concurrent writers do not queue on a single row."""
+    return conn.execute(text("SELECT coalesce(sum(version), 0)::bigint FROM data_versions WHERE name = :n"),
+                        {"n": source}).scalar()
 
 
 _CARD = text("""

@@ -156,7 +156,7 @@ def _read_events(response, out, stop):
     response.close()   # closes the stream's generator: the client unsubscribes
 
 
-def test_live_events_relay_notify_over_one_listening_connection(app, staff, engine, monkeypatch):
+def test_live_events_reach_every_console_from_one_watcher(app, staff, engine, monkeypatch):
     from app.agent.events import hub_for
     monkeypatch.setitem(app.config, "AGENT_SSE_KEEPALIVE_SECONDS", 0.2)
     baseline = hub_for(app).subscriber_count()   # consoles of earlier browser tests may still be closing
@@ -174,10 +174,9 @@ def test_live_events_relay_notify_over_one_listening_connection(app, staff, engi
     while not all(any("event: ready" in x for x in out) for out in outs) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert all(any("event: ready" in x for x in out) for out in outs)
+    watchers = [t for t in threading.enumerate() if t.name == "pin311-live"]
+    assert len(watchers) == 1    # one per server process, however many consoles are open
     with engine.connect() as c:
-        listeners = c.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                                  "AND query ILIKE 'LISTEN pin311_requests%'"))
-        assert listeners == 1    # one per server process, however many consoles are open
         ticket = _ticket(c)
     deadline = time.monotonic() + 5
     want = f'"public_id": "{ticket["public_id"]}"'
@@ -196,7 +195,9 @@ def test_live_events_relay_notify_over_one_listening_connection(app, staff, engi
     assert hub_for(app).subscriber_count() <= baseline     # closed streams leave nothing behind
 
 
-def test_live_events_survive_the_listener_connection_being_killed(app, staff, engine, monkeypatch):
+def test_live_events_survive_the_database_sessions_being_killed(app, staff, engine, monkeypatch):
+    """What a database restart does to the watcher: its next look reconnects and still reports what was
+    written meanwhile (the feed keeps its place), with no resync needed."""
     monkeypatch.setitem(app.config, "AGENT_SSE_KEEPALIVE_SECONDS", 0.2)
     client = app.test_client()
     login(client, staff["agent"])
@@ -206,19 +207,13 @@ def test_live_events_survive_the_listener_connection_being_killed(app, staff, en
     deadline = time.monotonic() + 10
     while not any("event: ready" in x for x in out) and time.monotonic() < deadline:
         time.sleep(0.05)
-    with engine.connect() as c:   # what a database restart does to the listener
-        killed = c.scalar(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                               "WHERE datname = current_database() "
-                               "AND query ILIKE 'LISTEN pin311_requests%'"))
-        assert killed == 1
-    deadline = time.monotonic() + 15
-    while not any("event: resync" in x for x in out) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert any("event: resync" in x for x in out), "clients are told to reload after a reconnect"
     with engine.connect() as c:
+        killed = c.scalar(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                               "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+        assert killed >= 1     # the app's pooled sessions, the watcher's among them
         ticket = _ticket(c)
     want = f'"public_id": "{ticket["public_id"]}"'
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 10
     while not any(want in x for x in out) and time.monotonic() < deadline:
         time.sleep(0.05)
     stop.set()

@@ -1,4 +1,5 @@
 """Migration 0011 (bulk loads skip the per-row triggers they replace) goes up and down on its own branch."""
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, pool, text
 
 from app import schema
@@ -22,12 +23,20 @@ def _heads(url):
     return heads
 
 
+def _down_to(url, rev):
+    """Downgrade the branch holding `rev` until `rev` is its head: the migrations stacked on it, however many."""
+    script = ScriptDirectory.from_config(schema.alembic_config(""))
+    head = next(h for h in script.get_heads() if rev in {r.revision for r in script.iterate_revisions(h, "base")})
+    above = list(script.iterate_revisions(head, rev))
+    if above:
+        schema.downgrade(url, f"{head}@-{len(above)}")
+
+
 def test_0011_up_and_down_alone(scratch_db):
-    from alembic.script import ScriptDirectory
     schema.upgrade(scratch_db)
     # every head of the scripts is a row of alembic_version (what /healthz checks)
     assert _heads(scratch_db) == set(ScriptDirectory.from_config(schema.alembic_config("")).get_heads())
-    schema.downgrade(scratch_db, "0015@-3")       # 0013-0015 sit on 0011: down to it (their downgrades run)
+    _down_to(scratch_db, "0011")       # 0013 and later sit on 0011: down to it (their downgrades run)
     assert "0011" in _heads(scratch_db) and "0003" not in _heads(scratch_db)
     up = _triggers(scratch_db)
     assert "pin311.bulk" in up["service_requests_public_point"]
@@ -45,16 +54,37 @@ def test_0011_up_and_down_alone(scratch_db):
     assert "INSERT OR UPDATE OF geom, service_code" in down["service_requests_public_point"]
     assert "INSERT OR DELETE OR UPDATE" in down["service_requests_data_version"]
     schema.upgrade(scratch_db)
-    assert _triggers(scratch_db) == up
-    assert "0015" in _heads(scratch_db)
+    assert _triggers(scratch_db) == {k: v for k, v in up.items() if k != "service_requests_notify"}   # 0016
+    assert _heads(scratch_db) == set(ScriptDirectory.from_config(schema.alembic_config("")).get_heads())
 
 
 def test_0003_cannot_go_down_under_0011(scratch_db):
     """0011 narrows 0003's triggers and sits on its branch: taking 0003 down takes 0011 down first."""
     schema.upgrade(scratch_db)
-    schema.downgrade(scratch_db, "0015@-5")      # the whole branch: 0015 down to 0011, then 0003
-    assert not {"0003", "0011", "0013", "0014", "0015"} & _heads(scratch_db)
+    _down_to(scratch_db, "0003")
+    schema.downgrade(scratch_db, "0003@-1")      # the whole branch: everything on 0011, 0011, then 0003
+    assert not {"0003", "0011", "0013", "0014", "0015", "0016"} & _heads(scratch_db)
     assert set(_triggers(scratch_db)) == {"service_requests_notify"}
     assert "pin311.bulk" not in _triggers(scratch_db)["service_requests_notify"]
     schema.upgrade(scratch_db)
     assert "service_requests_public_point_update" in _triggers(scratch_db)
+
+
+def test_0016_spreads_the_versions_over_slots_and_back_keeping_their_sum(scratch_db):
+    from gis.public import data_version
+    schema.upgrade(scratch_db)
+    eng = create_engine(scratch_db, poolclass=pool.NullPool)
+    with eng.begin() as c:
+        for _ in range(20):
+            c.execute(text("SELECT pin311_bump_version('requests')"))
+        before = data_version(c, "requests")
+        assert c.scalar(text("SELECT count(*) FROM data_versions WHERE name = 'requests'")) > 1
+    _down_to(scratch_db, "0015")
+    with eng.connect() as c:
+        assert c.execute(text("SELECT version FROM data_versions WHERE name = 'requests'")).scalars().all() == [before]
+        assert set(_triggers(scratch_db)) >= {"service_requests_notify"}
+    schema.upgrade(scratch_db)
+    with eng.connect() as c:
+        assert data_version(c, "requests") == before
+        assert "service_requests_notify" not in _triggers(scratch_db)
+    eng.dispose()

@@ -1,24 +1,24 @@
-"""Live ticket events for the console: ONE PostgreSQL LISTEN per server process, fanned out to clients.
+"""Live ticket events for the console: ONE watcher per server process, fanned out to clients.
 
-The trigger of migration 0001 announces every new or changed request on channel `pin311_requests`.
-A small daemon thread holds the only listening connection and copies each notification into a
-queue per connected console (server-sent events), so a hundred open consoles cost one database
-connection and no polling. The thread starts with the first subscriber, reconnects with back-off
-when the database goes away (clients are told to resync), and stops after a while without clients.
+A small daemon thread asks the database once a second what changed (gis.live.ChangeFeed: one indexed
+query) and copies each change into a queue per connected console (server-sent events), so a hundred
+open consoles cost one query a second. The thread starts with the first subscriber, keeps its place
+across a database restart (the feed's window covers the gap; what it cannot cover makes it say
+"resync"), and stops after a while without clients. Why not LISTEN/NOTIFY: see gis/live.py.
 """
 import json
 import logging
 import queue
-import select
 import threading
 import time
 
+from gis.live import ChangeFeed
+
 log = logging.getLogger(__name__)
 
-CHANNEL = "pin311_requests"
 QUEUE_SIZE = 500
 IDLE_STOP_SECONDS = 30
-POLL_SECONDS = 2.0
+POLL_SECONDS = 1.0
 
 
 class EventHub:
@@ -27,7 +27,7 @@ class EventHub:
         self._lock = threading.Lock()
         self._subscribers = set()
         self._thread = None
-        self.listening = threading.Event()
+        self.watching = threading.Event()
 
     # --- clients -------------------------------------------------------------------------------
     def subscribe(self, limit=None):
@@ -38,8 +38,8 @@ class EventHub:
                 return None
             self._subscribers.add(q)
             if self._thread is None or not self._thread.is_alive():
-                self.listening.clear()
-                self._thread = threading.Thread(target=self._run, name="pin311-listen", daemon=True)
+                self.watching.clear()
+                self._thread = threading.Thread(target=self._run, name="pin311-live", daemon=True)
                 self._thread.start()
         return q
 
@@ -62,62 +62,35 @@ class EventHub:
                 _drain(q)
                 q.put_nowait({"op": "resync"})
 
-    # --- the one listener ------------------------------------------------------------------------
+    # --- the one watcher -------------------------------------------------------------------------
     def _run(self):
-        backoff, idle_since = 1.0, None
+        feed, backoff, idle_since = ChangeFeed(), 1.0, None
         while True:
-            pg = None
-            try:
-                raw = self.engine.raw_connection()
-                pg = raw.driver_connection
-                raw.detach()  # ours for as long as we listen; not the request pool's
-                pg.autocommit = True
-                with pg.cursor() as cur:
-                    cur.execute(f"LISTEN {CHANNEL}")
-                if backoff > 1.0:   # we were away: events may have been missed
-                    self.publish({"op": "resync"})
-                backoff = 1.0
-                self.listening.set()
-                while True:
-                    if self.subscriber_count() == 0:
-                        idle_since = idle_since or time.monotonic()
-                        if time.monotonic() - idle_since > IDLE_STOP_SECONDS and self._stop_if_idle():
-                            return
-                    else:
-                        idle_since = None
-                    if select.select([pg], [], [], POLL_SECONDS)[0]:
-                        pg.poll()
-                        while pg.notifies:
-                            self.publish(_parse(pg.notifies.pop(0).payload))
-            except Exception as exc:  # noqa: BLE001 - the listener must outlive a database restart
-                self.listening.clear()
-                log.warning("live events: listener lost (%s); retrying in %.0fs", exc, backoff)
-                if self.subscriber_count() == 0 and self._stop_if_idle():
+            if self.subscriber_count() == 0:
+                idle_since = idle_since or time.monotonic()
+                if time.monotonic() - idle_since > IDLE_STOP_SECONDS and self._stop_if_idle():
                     return
+            else:
+                idle_since = None
+            try:
+                with self.engine.connect() as conn:
+                    for message in feed.look(conn):
+                        self.publish(message)
+                self.watching.set()
+                backoff = 1.0
+                time.sleep(POLL_SECONDS)
+            except Exception as exc:  # noqa: BLE001 - the watcher must outlive a database restart
+                log.warning("live events: cannot read changes (%s); retrying in %.0fs", exc, backoff)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 15.0)
-            finally:
-                if pg is not None:
-                    try:
-                        pg.close()
-                    except Exception:  # noqa: BLE001
-                        pass
 
     def _stop_if_idle(self):
         with self._lock:
             if self._subscribers:
                 return False
             self._thread = None
-            self.listening.clear()
+            self.watching.clear()
             return True
-
-
-def _parse(payload):
-    try:
-        message = json.loads(payload)
-    except ValueError:
-        return {"op": "resync"}
-    return message if isinstance(message, dict) else {"op": "resync"}
 
 
 def _drain(q):
@@ -137,12 +110,12 @@ def hub_for(app):
 
 
 def sse_stream(hub, q, keepalive_seconds=15, lifetime_seconds=600):
-    """Server-sent events for one subscribed client: `ready` once listening, then `request` per notification,
+    """Server-sent events for one subscribed client: `ready` once watching, then `request` per change,
     for `lifetime_seconds`; then the stream ends and the browser's EventSource reconnects by itself."""
     ends = time.monotonic() + lifetime_seconds
     try:
         yield "retry: 3000\n\n"
-        if hub.listening.wait(5):
+        if hub.watching.wait(5):
             yield "event: ready\ndata: {}\n\n"
         while time.monotonic() < ends:
             try:

@@ -128,7 +128,7 @@ def neighbourhoods():
 @bp.get("/events")
 @roles_required(*STAFF)
 def events():
-    """Server-sent events: every new or changed request, relayed from PostgreSQL LISTEN."""
+    """Server-sent events: every new or changed request (gis.live, asked once a second per process)."""
     config = current_app.config
     hub = hub_for(current_app._get_current_object())
     q = hub.subscribe(limit=config["LIVE_STREAMS"])
