@@ -147,3 +147,22 @@ def test_an_ambiguous_address_names_its_places(conn):
     with pytest.raises(AmbiguousAddress) as err:
         intake.place(conn, intake.NewRequest(service_code="", address="100 Tremont St"))
     assert "Brighton" in err.value.message and "02108" in err.value.message
+
+
+def test_the_citys_own_name_is_read_again_after_its_boundary_changes(conn, monkeypatch):
+    """The municipality's names come from the boundary layer, kept per database for `ttl` seconds as the
+    catalogue is (they were kept for the life of the process: a boundary imported again was never seen)."""
+    from gis import geocode_candidates
+
+    def best(q):
+        return geocode.geocode(conn, q, limit=3)[0]
+    assert best("615 E Fourth St, Boston").score >= 0.95
+    conn.execute(text("UPDATE districts d SET code = 'gotham', name = 'City of Gotham' FROM layers l "
+                      "WHERE l.id = d.layer_id AND l.kind = 'boundary'"))   # rolled back with the test's conn
+    monkeypatch.setattr(geocode_candidates.municipality, "ttl", 0)
+    try:
+        assert best("615 E Fourth St, Gotham").score >= 0.95        # the new name is the city's
+        assert best("615 E Fourth St, Boston").score < 0.95         # the old one now contradicts
+        assert geocode.geocode_many(conn, ["615 E Fourth St, Gotham"])[0].score >= 0.95
+    finally:
+        geocode_candidates.municipality.clear()                    # no renamed city for later tests
