@@ -24,8 +24,12 @@ TRANSITIONS = {
     "note": (("open", "acknowledged", "in_progress", "closed"), None, "note", False),
 }
 NOTE_MAX = 4000
+# the public note of a closure as a duplicate when the supervisor writes none (the callers' text says it
+# in its own words, so gis.notify leaves this one out of it)
+DUPLICATE_NOTE = "Closed as a duplicate: we are following it on request {parent}."
 
-_LOCK = text("SELECT id, status, service_code, crew_id FROM service_requests WHERE {col} = :v FOR UPDATE")
+_LOCK = text("SELECT id, public_id, status, service_code, crew_id, duplicate_of FROM service_requests "
+             "WHERE {col} = :v FOR UPDATE")
 
 _EVENT = text("""
 INSERT INTO request_events (request_id, kind, status, public_note, internal_note, media, actor, data,
@@ -111,8 +115,12 @@ def apply(conn, ref, action, actor, *, public_note=None, internal_note=None, med
             conn.execute(text("UPDATE service_requests SET status = 'closed', closure_reason = :r, closed_at = now(), "
                               "updated_at = now() WHERE id = :id"), {"r": reason, "id": row.id})
         elif action == "reopen":
+            # no longer a duplicate either: maps, feeds and the ticket pages read duplicate_of
             conn.execute(text("UPDATE service_requests SET status = 'open', closure_reason = NULL, closed_at = NULL, "
-                              "updated_at = now() WHERE id = :id"), {"id": row.id})
+                              "duplicate_of = NULL, updated_at = now() WHERE id = :id"), {"id": row.id})
+            if row.duplicate_of is not None:
+                data = {"was_duplicate_of": row.duplicate_of,
+                        "contacts_stopped": _unlink(conn, row.id, row.duplicate_of)}
         elif action == "reassign":
             data = _reassign(conn, row, crew_code, service_code)
             if due_by is not None:
@@ -208,29 +216,70 @@ def attach_caller(conn, ref, contact, actor, note=None):
     return find_ticket(conn, request_id=row.id)
 
 
+# The duplicate's callers who are not already on the original (by phone / e-mail, as attach_caller
+# checks) are copied onto it: they asked to hear about this problem, and from now on it is handled there.
+_COPY_CALLERS = text("""
+INSERT INTO contacts (request_id, first_name, last_name, phone, email, device_id, account_id, notify)
+SELECT :p, c.first_name, c.last_name, c.phone, c.email, c.device_id, c.account_id, c.notify
+  FROM contacts c
+ WHERE c.request_id = :c AND NOT (
+       (c.phone IS NOT NULL OR c.email IS NOT NULL)
+   AND (c.phone IS NULL OR EXISTS (SELECT 1 FROM contacts k WHERE k.request_id = :p AND k.notify
+                                     AND k.phone = c.phone))
+   AND (c.email IS NULL OR EXISTS (SELECT 1 FROM contacts k WHERE k.request_id = :p AND k.notify
+                                     AND lower(k.email) = lower(c.email))))
+ ORDER BY c.id
+RETURNING id""")
+
+
 def mark_duplicate(conn, ref, parent_ref, actor, note=None):
-    """Close `ref` as a duplicate of `parent_ref`; its callers follow the parent from now on."""
+    """Close `ref` as a duplicate of `parent_ref`; its callers follow the parent from now on.
+
+    Each caller of the duplicate who asked for updates is told once, through the outbox like every
+    other status change, that their request was merged with the parent (its number, and how to
+    follow it: gis/messages/merged.txt). They are also copied onto the parent, so they hear its later
+    updates (e.g. when it is fixed): telling someone to "follow #Y" and then leaving them to poll would
+    hide the one answer they called for, and the console's "attach caller" gives a duplicate call the
+    same treatment. The copy is undone if the duplicate is reopened (see `_unlink`). The parent must be
+    open: a duplicate of a closed request would promise updates that will not come (reopen it first).
+    """
     try:
         child, parent = _lock(conn, ref), _lock(conn, parent_ref)
         if child.id == parent.id:
             raise InvalidInput("a request cannot duplicate itself", field="duplicate_of")
         if child.status == "closed":
             raise Conflict("the request is already closed")
+        if parent.status == "closed":
+            raise Conflict(f"request {parent.public_id} is closed: reopen it first, or close this one with "
+                           "another reason", field="duplicate_of")
         conn.execute(text("UPDATE service_requests SET status = 'closed', closure_reason = 'duplicate', "
                           "closed_at = now(), updated_at = now(), duplicate_of = :p WHERE id = :c"),
                      {"p": parent.id, "c": child.id})
-        conn.execute(text("INSERT INTO contacts (request_id, first_name, last_name, phone, email, device_id, "
-                          "account_id, notify) SELECT :p, first_name, last_name, phone, email, device_id, "
-                          "account_id, notify FROM contacts WHERE request_id = :c"), {"p": parent.id, "c": child.id})
+        copied = conn.execute(_COPY_CALLERS, {"p": parent.id, "c": child.id}).scalars().all()
+        # notify=True: the 'closed' event names the parent (data.duplicate_of), so gis.notify words it
+        # as a merge; the notifications table sends it once per caller and channel, retries included
         _record(conn, child.id, "closed", "closed", actor, public_note=_note(note, "note") or
-                "Closed as a duplicate: we are following it on the original request.",
-                data={"reason": "duplicate", "duplicate_of": parent.id})
-        _record(conn, parent.id, "duplicate_linked", parent.status, actor, data={"duplicate": child.id})
+                DUPLICATE_NOTE.format(parent=parent.public_id),
+                data={"reason": "duplicate", "duplicate_of": parent.id}, notify=True)
+        _record(conn, parent.id, "duplicate_linked", parent.status, actor,
+                data={"duplicate": child.id, "contacts_copied": copied})
         conn.commit()
     except BaseException:
         conn.rollback()
         raise
     return find_ticket(conn, request_id=child.id)
+
+
+def _unlink(conn, child_id, parent_id):
+    """A reopened duplicate is its own request again: the callers copied onto its former parent stop
+    hearing about the parent (they hear about this one). Returns the contact ids stopped."""
+    copied = conn.scalar(text("SELECT data -> 'contacts_copied' FROM request_events WHERE request_id = :p "
+                              "AND kind = 'duplicate_linked' AND (data ->> 'duplicate')::bigint = :c "
+                              "ORDER BY id DESC LIMIT 1"), {"p": parent_id, "c": child_id}) or []
+    if copied:
+        conn.execute(text("UPDATE contacts SET notify = false WHERE request_id = :p AND id = ANY(:ids)"),
+                     {"p": parent_id, "ids": [int(i) for i in copied]})
+    return copied
 
 
 def history(conn, request_id, public=True):

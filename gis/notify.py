@@ -30,6 +30,8 @@ from pathlib import Path
 from sqlalchemy import text
 from twilio.base.exceptions import TwilioException   # small; the client itself is imported when SMS is set up
 
+from gis.lifecycle import DUPLICATE_NOTE
+
 TOPIC = "notify"
 BATCH = 50
 MAX_BACKOFF_S = 3600
@@ -40,13 +42,16 @@ _CLAIM = text("""SELECT id, payload, attempts FROM outbox WHERE topic = :t AND d
                  ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED""")
 _DELIVERIES = text("""
 SELECT c.id AS contact_id, c.phone, c.email, r.public_id, s.name AS service_name, r.status, r.closure_reason,
-       e.kind, e.public_note, cr.name AS crew_name,
+       e.kind, e.public_note, cr.name AS crew_name, p.public_id AS merged_into,
+       r.duplicate_of IS NOT DISTINCT FROM p.id AS still_merged,
        EXISTS (SELECT 1 FROM sms_optouts o WHERE o.phone = c.phone) AS opted_out
   FROM request_events e
   JOIN service_requests r ON r.id = e.request_id
   JOIN services s ON s.code = r.service_code
   JOIN contacts c ON c.request_id = r.id AND c.notify
   LEFT JOIN crews cr ON cr.id = r.crew_id
+  -- a closure as a duplicate (gis.lifecycle.mark_duplicate) names the request it was merged with
+  LEFT JOIN service_requests p ON e.kind = 'closed' AND p.id = CAST(e.data ->> 'duplicate_of' AS bigint)
  WHERE e.id = :event AND (CAST(:contact AS bigint) IS NULL OR c.id = :contact)
  ORDER BY c.id""")
 _CLAIM_DELIVERY = text("""INSERT INTO notifications (event_id, contact_id, channel) VALUES (:e, :c, :ch)
@@ -68,15 +73,31 @@ CLOSED_BECAUSE = {"fixed": "fixed", "not_found": "nothing was found there", "dup
                   "referred": "referred to the agency in charge", "no_action": "no action was needed"}
 
 
-def message(kind, row):
-    """The text for an event kind, from gis/messages/<kind>.txt, else 'updated'."""
+def message(kind, row, channel="sms", env=os.environ):
+    """The text for an event kind, from gis/messages/<kind>.txt, else 'updated'; a closure as a duplicate
+    of another request is 'merged'.
+
+    {follow_up} is how the caller follows the request ({merged} for a merge): texts say "Reply STATUS n
+    … STOP to stop texts", which means nothing in an e-mail; e-mails give the request's status page
+    when the site's public address is known (PIN311_PUBLIC_URL), else nothing.
+    """
+    merged, note = getattr(row, "merged_into", None), row.public_note
+    if kind == "closed" and merged:
+        kind = "merged"
+        note = None if note == DUPLICATE_NOTE.format(parent=merged) else note
     path = MESSAGES / f"{kind}.txt"
     template = (path if path.exists() else MESSAGES / "updated.txt").read_text()
     because = CLOSED_BECAUSE.get(getattr(row, "closure_reason", None))
+    follow = merged or row.public_id
+    site = (env.get("PIN311_PUBLIC_URL") or "").strip().rstrip("/")
+    if channel == "sms":
+        follow_up = f" Reply STATUS {follow} any time; STOP to stop texts."
+    else:
+        follow_up = f" Its status: {site}/requests/{follow}" if site else ""
     return template.strip().format(
         number=row.public_id, service=row.service_name, crew=row.crew_name or "the responsible crew",
-        note=f" {row.public_note}" if row.public_note else "", status=row.status.replace("_", " "),
-        reason=f": {because}" if because else "")
+        note=f" {note}" if note else "", status=row.status.replace("_", " "),
+        reason=f": {because}" if because else "", merged=merged, follow_up=follow_up)
 
 
 class SmtpSender:
@@ -169,6 +190,8 @@ def _send(sender, channel, row, body, claimed, interrupted):
         return "skipped", "opted out"
     if row.kind == "caller_attached" and row.status == "closed":   # stale: the closure's message says it all
         return "skipped", "request closed before the confirmation went out"
+    if row.merged_into and not row.still_merged:   # stale: its 'reopened' message is the news now
+        return "skipped", "reopened before the merge message went out"
     if interrupted is not None and hasattr(sender, "sent_since"):
         earlier = sender.sent_since(row.phone, body, interrupted - timedelta(minutes=1))
         if earlier:
@@ -189,7 +212,7 @@ def _deliver(engine, event_id, row, channel, sender):
                 return None
             claimed, interrupted = pending.id, pending.created_at
     try:
-        status, provider_id = _send(sender, channel, row, message(row.kind, row), claimed, interrupted)
+        status, provider_id = _send(sender, channel, row, message(row.kind, row, channel), claimed, interrupted)
     except Exception as exc:  # noqa: BLE001 - a provider's answer: refused for good, or tried again later
         if not _refused(exc):   # the delivery row stays 'sending': the retry asks Twilio's log first
             return f"{channel} to contact {row.contact_id}: {_describe(exc)}"

@@ -8,6 +8,8 @@ import sys
 import threading
 import time
 import xml.etree.ElementTree as ET
+from email import message_from_string
+from email.policy import default as email_policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -297,6 +299,12 @@ def _mails(mailbox, to, word=""):
     return [m for rcpts, m in mailbox.messages if to in rcpts and word in m]
 
 
+def _mail_texts(mailbox, to):
+    """The bodies of the e-mails to `to` as a reader sees them (long lines come quoted-printable)."""
+    return [message_from_string(m, policy=email_policy).get_content().strip()
+            for rcpts, m in mailbox.messages if to in rcpts]
+
+
 def _outbox(conn, request_id):
     rows = conn.execute(text("SELECT done_at IS NOT NULL AS done, attempts, last_error, next_try > now() AS later "
                              "FROM outbox WHERE topic = 'notify' AND (payload->>'request_id')::bigint = :r "
@@ -415,3 +423,27 @@ def test_an_attached_caller_alone_gets_a_confirmation_with_the_number(conn, engi
     lifecycle.apply(conn, ticket["id"], "close", "crew:test", reason="fixed")
     _drain(engine)
     assert [("closed" in t, "added" in t) for t in _texts("+16175550307")] == [(True, False)]
+
+
+def test_emails_leave_out_the_texts_reply_and_stop_line(conn, engine, outside_world, monkeypatch):
+    """'Reply STATUS … STOP to stop texts' means something only in a text; an e-mail gives the status page
+    instead, when the site's public address is set."""
+    _, mailbox = outside_world
+    ticket = _ticket(conn, phone="+16175550310", email="both@example.org")
+    _drain(engine)
+    lifecycle.attach_caller(conn, ticket["id"], {"email": "joined-later@example.org"}, "agent:test")
+    _drain(engine)
+    number = ticket["public_id"]
+    assert _texts("+16175550310") == [f"Boston 311: we received your request {number} (Animal Generic Request). "
+                                      f"Reply STATUS {number} any time; STOP to stop texts."]
+    mails = _mail_texts(mailbox, "both@example.org") + _mail_texts(mailbox, "joined-later@example.org")
+    assert mails == [f"Boston 311: we received your request {number} (Animal Generic Request).",
+                     f"Boston 311: your report was added to request {number} (Animal Generic Request), which is "
+                     "open. We will tell you when it changes."]
+    monkeypatch.setenv("PIN311_PUBLIC_URL", "https://311.example.org")
+    later = _ticket(conn, phone="+16175550311", email="linked@example.org")
+    _drain(engine)
+    assert _mail_texts(mailbox, "linked@example.org") == [
+        f"Boston 311: we received your request {later['public_id']} (Animal Generic Request). "
+        f"Its status: https://311.example.org/requests/{later['public_id']}"]
+    assert _texts("+16175550311")[0].endswith(f"Reply STATUS {later['public_id']} any time; STOP to stop texts.")
