@@ -195,14 +195,3 @@ def all_sweeps(conn):
 
 def crews(conn):
     return [dict(r._mapping) for r in conn.execute(text("SELECT code, name FROM crews ORDER BY name"))]
-
-
-def districts_by_layer(conn, layers):
-    """{layer: [{code, name}]} for the district picker, in natural code order (2 before 10)."""
-    rows = conn.execute(text("""
-        SELECT l.name AS layer, d.code, d.name FROM districts d JOIN layers l ON l.id = d.layer_id
-         WHERE l.name = ANY(:layers) ORDER BY l.name, length(d.code), d.code"""), {"layers": list(layers)})
-    out = {layer: [] for layer in layers}
-    for r in rows:  # a few hundred districts at most, grouped for the template
-        out[r.layer].append({"code": r.code, "name": r.name})
-    return out

@@ -229,3 +229,20 @@ def test_callers_never_hear_the_sweeps_internal_name_and_a_ticket_already_with_t
         conn.rollback()
         conn.execute(text("DELETE FROM sweeps WHERE id = :s"), {"s": sweep_id})
         conn.commit()
+
+
+def test_district_picker_lists_districts_in_natural_order_as_the_dashboard_filter_does(client, staff):
+    """One list serves both pages (gis.analytics.districts): the picker sorted codes by length, then text,
+    so police district A15 came after E5."""
+    login(client, staff["analyst"])
+    page = client.get("/dashboards/sweeps").get_data(as_text=True)
+
+    def picker(layer):
+        found = re.search(rf'<select id="pick-{layer}"[^>]*>(.*?)</select>', page, re.S).group(1)
+        return re.findall(r'<option value="([^"]+)"', found)
+    assert picker("police_districts") == ["A1", "A7", "A15", "B2", "B3", "C6", "C11", "D4", "D14", "E5", "E13", "E18"]
+    assert picker("wards") == [str(n) for n in range(1, 23)]
+    dashboard = client.get("/dashboards/").get_data(as_text=True)
+    police = re.search(r'<optgroup label="police_districts" data-layer="police_districts">(.*?)</optgroup>',
+                       dashboard, re.S).group(1)
+    assert re.findall(r'<option value="([^"]+)"', police) == picker("police_districts")

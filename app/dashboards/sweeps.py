@@ -30,7 +30,7 @@ def _body():
 @roles_required(*SWEEPERS)
 def sweeps_page():
     conn = db.connection()
-    crews, districts = sweeps.crews(conn), sweeps.districts_by_layer(conn, analytics.district_layers(conn))
+    crews, districts = sweeps.crews(conn), analytics.districts(conn)
     settings = {"basemap": current_app.config.get("BASEMAP_URL") or None}
     return render_template("dashboards/sweeps.html", crews=crews, districts=districts, settings=settings,
                            sweeps=sweeps.all_sweeps(conn))
