@@ -11,7 +11,7 @@ from gis import apikeys
 
 @pytest.fixture(scope="module")
 def cluster():
-    from bench.drill import Cluster
+    from bench.drill_cluster import Cluster
     c = Cluster()
     try:
         c.init()
