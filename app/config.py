@@ -51,6 +51,13 @@ def _int(name, default):
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
 
 
+def _positive(name, default):
+    value = _int(name, default)
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1, got {value}")
+    return value
+
+
 def _secret_key():
     key = os.environ.get("SECRET_KEY")
     if key:
@@ -122,6 +129,10 @@ class Config:
         self.SESSION_COOKIE_SECURE = self.ENV == "production"
         self.REMEMBER_COOKIE_SECURE = self.ENV == "production"
         self.PERMANENT_SESSION_LIFETIME = timedelta(minutes=_int("PIN311_SESSION_MINUTES", 480))
+        # Server-side sessions (gis/sessions.py): ended after this long without a request (a shift), and
+        # after this long whatever their use, so even a copied cookie kept busy dies within a day.
+        self.SESSION_IDLE_MINUTES = _positive("PIN311_SESSION_IDLE_MINUTES", 12 * 60)
+        self.SESSION_MAX_HOURS = _positive("PIN311_SESSION_MAX_HOURS", 24)
         self.WTF_CSRF_TIME_LIMIT = None  # the session lifetime bounds it
         self.TESTING = False
 

@@ -71,6 +71,9 @@ POLICY = {
         ("open311.list_requests", "GET"), ("open311.get_request", "GET"), ("open311.token", "GET"))},
     # Open311 writes need an api_key (tested below), whoever is signed in
     ("open311.create_request", "POST"): "key:open311:write",
+    # administration: staff accounts and their sign-in sessions
+    **{("admin." + e, "GET"): roles() for e in ("users_page", "user_page")},
+    **{("admin." + e, "POST"): roles() for e in ("end_session", "sign_out_everywhere", "deactivate", "reactivate")},
     # Twilio webhooks: only with Twilio's signature, never on a session
     **{("channels." + e, "POST"): NOBODY for e in ("sms", "voice", "voice_menu", "voice_status")},
 }
@@ -78,7 +81,8 @@ POLICY = {
 KEY_ONLY = {("open311.create_request", "POST")}
 
 ARGS = {"public_id": None, "fmt": "json", "layer": "requests", "z": 14, "x": 4958, "y": 6060, "name": "requests",
-        "fid": "1", "code": "pothole", "sweep_id": 1, "token": "0" * 32, "layer_id": 0}
+        "fid": "1", "code": "pothole", "sweep_id": 1, "token": "0" * 32, "layer_id": 0,
+        "user_id": 0, "session_id": 0}   # no such account: an admin's calls change nobody's sessions
 ARGS_BY_ENDPOINT = {
     "agent.outlines": {"layer": "wards"},
     "crew.photo": {"name": "0" * 32}, "crew.photo_thumb": {"name": "0" * 32}, "public.photo": {"name": "0" * 32},
@@ -114,9 +118,9 @@ def _csrf(client):
 def _client(app, engine, role):
     client = app.test_client()
     if role != "anonymous":
-        with engine.connect() as c:
+        with engine.begin() as c:
             uid = c.scalar(text("SELECT id FROM users WHERE username = :u"), {"u": f"test-{role}"})
-            session_id = users.get(c, uid).get_id()
+            session_id = users.sign_in(c, users.get(c, uid)).get_id()
         with client.session_transaction() as s:  # signed in (the sign-in form is tested elsewhere)
             s["_user_id"] = session_id
             s["_fresh"] = True

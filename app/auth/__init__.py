@@ -11,6 +11,7 @@ from wtforms.validators import DataRequired, Length
 
 from app.auth import lockout, users
 from app.extensions import db, limiter, login_manager
+from gis import sessions
 
 bp = Blueprint("auth", __name__)
 
@@ -21,8 +22,13 @@ def _count_failures(state):
 
 
 @login_manager.user_loader
-def load_user(session_id):
-    return users.load(db.connection(), session_id)
+def load_user(token):
+    return users.load(db.connection(), token, session_limits())
+
+
+def session_limits():
+    config = current_app.config
+    return sessions.Limits(config["SESSION_IDLE_MINUTES"], config["SESSION_MAX_HOURS"])
 
 
 class LoginForm(FlaskForm):
@@ -66,6 +72,10 @@ def login():
         user, problem = users.authenticate(db.connection(), name, form.password.data, failures.refusing(name, address))
         if user:
             failures.succeeded(name, address)
+            conn = db.connection()
+            _end_current_session(conn, "replaced by a new sign-in")   # one browser, one live session
+            users.sign_in(conn, user, address, request.user_agent.string)
+            conn.commit()
             session.permanent = True
             login_user(user)
             return redirect(_safe_next(request.args.get("next")) or url_for(users.home_endpoint(user)))
@@ -74,7 +84,15 @@ def login():
     return render_template("login.html", form=form), (401 if form.errors or request.method == "POST" else 200)
 
 
+def _end_current_session(conn, reason):
+    """Revoke the session this browser's cookie names, if any: a copy of the cookie then stops working."""
+    token = session.get("_user_id")
+    if token and sessions.revoke(conn, token, reason):
+        conn.commit()
+
+
 @bp.post("/logout")
 def logout():
+    _end_current_session(db.connection(), "signed out")
     logout_user()
     return redirect(url_for("auth.login"))

@@ -1,6 +1,4 @@
 """Staff accounts: lookup, password check, creation. Passwords hashed with scrypt."""
-import hashlib
-import hmac
 import logging
 import secrets
 from dataclasses import dataclass
@@ -10,6 +8,7 @@ from flask_login import UserMixin
 from sqlalchemy import text
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from gis import sessions
 from gis.errors import InvalidInput
 from gis.models import ROLES
 
@@ -26,12 +25,15 @@ class User(UserMixin):
     role: str
     active: bool
     crew_ids: tuple
-    password_stamp: str
+    session_token: str | None = None      # the signed-in session's (gis.sessions), when there is one
+    session_id: int | None = None
 
     def get_id(self):
-        """What the session cookie keeps: the id and a stamp of the current password hash, so a new
-        password ends every session made before it (see load)."""
-        return f"{self.id}:{self.password_stamp}"
+        """What the session cookie keeps: only the random token of a server-side session (gis.sessions),
+        which sign-out, an administrator, a new password or deactivation revokes (see load)."""
+        if not self.session_token:
+            raise ValueError("a user is signed in through a session: gis.sessions.start")
+        return self.session_token
 
     @property
     def is_active(self):
@@ -44,15 +46,9 @@ def home_endpoint(user):
 
 _SELECT = text("""
     SELECT u.id, u.username, coalesce(u.full_name, u.username), u.role, u.active,
-           coalesce(array_agg(m.crew_id) FILTER (WHERE m.crew_id IS NOT NULL), '{}'), u.password_hash
+           coalesce(array_agg(m.crew_id) FILTER (WHERE m.crew_id IS NOT NULL), '{}')
     FROM users u LEFT JOIN crew_members m ON m.user_id = u.id
     WHERE u.id = :id GROUP BY u.id""")
-
-
-def _stamp(password_hash):
-    # A digest of the salted hash: it changes with every new password and reveals nothing to guess with,
-    # though the (signed, not encrypted) cookie can be read by whoever holds it.
-    return hashlib.sha256(password_hash.encode()).hexdigest()[:20]
 
 
 def get(conn, user_id):
@@ -61,17 +57,41 @@ def get(conn, user_id):
     except (TypeError, ValueError):
         return None
     row = conn.execute(_SELECT, {"id": user_id}).first()
-    return User(row[0], row[1], row[2], row[3], row[4], tuple(row[5]), _stamp(row[6])) if row else None
+    return User(row[0], row[1], row[2], row[3], row[4], tuple(row[5])) if row else None
 
 
-def load(conn, session_id):
-    """The user a session names (User.get_id), or None when the account has been deactivated or its
-    password set anew since the session began: Flask-Login asks on every request, so both sign out."""
-    user_id, _, stamp = str(session_id).partition(":")
-    user = get(conn, user_id)
-    if user is None or not user.active or not hmac.compare_digest(user.password_stamp, stamp):
+def load(conn, token, limits=sessions.Limits()):
+    """The user whose live session `token` names, or None: Flask-Login asks on every request, so a
+    revoked, idle or expired session, or a deactivated account, is signed out at its next request."""
+    found = sessions.lookup(conn, token, limits)
+    user = get(conn, found.user_id) if found else None
+    if user is None or not user.active:
         return None
+    if found.stale:
+        # In a transaction of its own: the request's may hold locks for its whole length, and a request
+        # that only reads never commits its own.
+        with conn.engine.begin() as own:
+            sessions.touch(own, found.id)
+    user.session_token, user.session_id = token, found.id
     return user
+
+
+def sign_in(conn, user, address=None, user_agent=None):
+    """Start a server-side session for `user` (returned, ready for login_user)."""
+    user.session_token = sessions.start(conn, user.id, address, user_agent)
+    return user
+
+
+def set_active(conn, user_id, active):
+    """(De)activate an account; True when it exists. Deactivating ends its sessions (0017's trigger)."""
+    return conn.execute(text("UPDATE users SET active = :a WHERE id = :id RETURNING id"),
+                        {"a": bool(active), "id": user_id}).first() is not None
+
+
+def list_all(conn):
+    """Every account, by username: id, username, full_name, role, active, created_at."""
+    return [dict(r._mapping) for r in conn.execute(text(
+        "SELECT id, username, full_name, role, active, created_at FROM users ORDER BY username"))]
 
 
 # Every refusal says the same, so the answer never tells whether a name exists, is locked or is inactive.
