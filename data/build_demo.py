@@ -70,7 +70,8 @@ def build_catalogue(cases):
         for order, a in enumerate(spec.get("attributes", []), start=1):
             attributes.append({k: a[k] for k in ("code", "datatype", "required", "description",
                                                  "datatype_description")} | {"order": order}
-                              | ({"values": a["values"]} if "values" in a else {}))
+                              | ({"values": a["values"]} if "values" in a else {})
+                              | {b: a[b] for b in ("min", "max") if b in a})
         services.append({
             "code": spec["code"], "name": name,
             "group": _mode(rows["REASON"]), "department": _mode(rows["SUBJECT"]),
@@ -100,6 +101,7 @@ def write_services(services, notes, cases):
         "# public: false = internal only (not offered to residents or Open311);",
         "# sensitive: true = shown only coarsened on public outputs, photos never public.",
         "# attributes: Open311 GeoReport v2 attribute definitions (the questions an agent asks).",
+        "# min / max: what a number question accepts (ours, not Open311 fields: its service definitions omit them).",
         "# Routing is in routing_rules.csv; default_crew takes what no rule matches.",
     ]
     for s in services:
@@ -121,6 +123,9 @@ def write_services(services, notes, cases):
                 lines.append(f"      {key}: {_flow(a[key])}")
             if "values" in a:
                 lines.append(f"      values: {_flow(a['values'])}")
+            for key in ("min", "max"):
+                if key in a:
+                    lines.append(f"      {key}: {_flow(a[key])}")
     text = "\n".join(lines) + "\n"
     assert yaml.safe_load(text) == services, "services.yaml does not round-trip"
     (HERE / "services.yaml").write_text(text, encoding="utf-8")

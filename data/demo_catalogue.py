@@ -9,10 +9,16 @@ YES_NO = [{"key": "yes", "name": "Yes"}, {"key": "no", "name": "No"}]
 YES_NO_UNKNOWN = YES_NO + [{"key": "unknown", "name": "Don't know"}]
 
 
-def q(code, datatype, description, required=False, values=None):
-    """One Open311 attribute definition (order is filled in from the position in the list)."""
+def q(code, datatype, description, required=False, values=None, bounds=None):
+    """One Open311 attribute definition (order is filled in from the position in the list).
+
+    bounds=(min, max) for a number question: our own fields (intake refuses an answer outside them), so
+    the Open311 side learns the range from datatype_description, the field GeoReport v2 has for it."""
     attr = {"code": code, "datatype": datatype, "required": required, "description": description,
             "datatype_description": None}
+    if bounds is not None:
+        attr["min"], attr["max"] = bounds
+        attr["datatype_description"] = f"A number from {bounds[0]} to {bounds[1]}."
     if values is not None:
         attr["values"] = [v if isinstance(v, dict) else {"key": slug(v).replace("-", "_"), "name": v}
                           for v in values]
@@ -34,7 +40,7 @@ CATALOGUE = [
                        [{"key": "dog", "name": "Dog"}, {"key": "cat", "name": "Cat"},
                         {"key": "wildlife", "name": "Wildlife"}, {"key": "other", "name": "Other"}]),
                      q("aggressive", "singlevaluelist", "Is it aggressive?", False, YES_NO_UNKNOWN),
-                     q("animal_count", "number", "How many animals?")]),
+                     q("animal_count", "number", "How many animals?", bounds=(1, 50))]),
     dict(code="animal-found", name="Animal Found", default_crew="animal-control-dispatch", routing="police", sla=72,
          description="You found a pet that seems to be lost.",
          keywords=["found dog", "found cat", "found pet", "lost pet found"],
@@ -70,7 +76,7 @@ CATALOGUE = [
                      q("problem", "singlevaluelist", "What is wrong with the light?", True,
                        [{"key": "out", "name": "Out"}, {"key": "flickering", "name": "Flickering"},
                         {"key": "day_burner", "name": "On during the day"}]),
-                     q("lights_out", "number", "How many lights in a row are out?")]),
+                     q("lights_out", "number", "How many lights in a row are out?", bounds=(1, 30))]),
     dict(code="street-light-knockdown", name="Street Light Knock Downs", default_crew="streetlights-dispatch",
          routing="hood",
          description="A street light pole knocked down or leaning dangerously.",
@@ -80,7 +86,7 @@ CATALOGUE = [
          routing="hood",
          description="A whole street or block of street lights out at once.",
          keywords=["all lights out", "whole street dark", "lights out on block", "street lights out"],
-         attributes=[q("lights_out", "number", "About how many lights are out?"),
+         attributes=[q("lights_out", "number", "About how many lights are out?", bounds=(1, 500)),
                      q("since", "datetime", "Since when?")]),
     dict(code="general-lighting", name="General Lighting Request", default_crew="streetlights-dispatch",
          routing="hood",
@@ -92,7 +98,7 @@ CATALOGUE = [
          sensitive=True,
          description="Discarded needles or syringes in a public place. Do not touch them.",
          keywords=["needle", "needles", "syringe", "syringes", "sharps", "drug paraphernalia"],
-         attributes=[q("needle_count", "number", "About how many needles?"),
+         attributes=[q("needle_count", "number", "About how many needles?", bounds=(1, 1000)),
                      q("location_type", "singlevaluelist", "Where are they?", True,
                        [{"key": "sidewalk", "name": "Sidewalk"}, {"key": "park", "name": "Park or playground"},
                         {"key": "school", "name": "Near a school"}, {"key": "other", "name": "Other"}])]),
@@ -172,7 +178,7 @@ CATALOGUE = [
          keywords=["bulk item", "bulk pickup", "couch", "mattress pickup", "furniture pickup", "appliance"],
          attributes=[q("items", "multivaluelist", "What will you put out?", True,
                        ["Furniture", "Mattress", "Appliance", "Other"]),
-                     q("item_count", "number", "How many items?")]),
+                     q("item_count", "number", "How many items?", bounds=(1, 20))]),
     dict(code="unshoveled-sidewalk", name="Unshoveled Sidewalk", default_crew="pwd-dispatch", routing="ward", sla=48,
          description="A sidewalk not cleared of snow or ice.",
          keywords=["snow", "ice", "unshoveled", "sidewalk not shoveled", "icy sidewalk", "unshovelled"],
@@ -294,7 +300,8 @@ CATALOGUE = [
          description="No heat, or too much heat, in a rented home.",
          keywords=["no heat", "heat", "cold apartment", "heating", "landlord heat", "too hot"],
          attributes=[q("unit", "string", "Apartment or unit number"),
-                     q("indoor_temperature", "number", "Temperature inside, if you know it (°F)")]),
+                     q("indoor_temperature", "number", "Temperature inside, if you know it (°F)",
+                       bounds=(0, 120))]),
     dict(code="bed-bugs", name="Bed Bugs", default_crew="isd-inspections", sensitive=True,
          description="Bed bugs in a rented home.",
          keywords=["bed bugs", "bedbugs", "bugs"],

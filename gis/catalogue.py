@@ -8,6 +8,7 @@ from sqlalchemy import text
 
 from gis.errors import InvalidInput
 from gis.models import STRATEGIES
+from gis.services import check_bounds
 
 DATATYPES = ("string", "number", "datetime", "text", "singlevaluelist", "multivaluelist")
 
@@ -21,6 +22,10 @@ def _check_service(s):
             raise InvalidInput(f"service {s['code']}: attribute {a.get('code')} has datatype {a.get('datatype')!r}")
         if a["datatype"].endswith("valuelist") and not a.get("values"):
             raise InvalidInput(f"service {s['code']}: attribute {a['code']} lists no values")
+        try:
+            check_bounds(a)
+        except ValueError as exc:
+            raise InvalidInput(f"service {s['code']}: attribute {a['code']}: {exc}") from None
 
 
 def load_crews(conn, path):

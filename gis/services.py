@@ -147,13 +147,7 @@ def _check_value(definition, raw, field):
             raise InvalidAttribute(f"{value[:64]!r} is not one of {', '.join(sorted(allowed))}", field=field)
         return value
     if kind == "number":
-        try:
-            number = float(value)
-        except ValueError:
-            raise InvalidAttribute(f"{value[:64]!r} is not a number", field=field) from None
-        if not math.isfinite(number):
-            raise InvalidAttribute("must be a finite number", field=field)
-        return int(number) if number.is_integer() and abs(number) < 2**53 else number
+        return _check_number(definition, value, field)
     if kind == "datetime":
         try:
             return datetime.fromisoformat(value.replace("Z", "+00:00")).isoformat()
@@ -163,3 +157,51 @@ def _check_value(definition, raw, field):
     if len(value) > limit:
         raise InvalidAttribute(f"is longer than {limit} characters", field=field)
     return value
+
+
+# Bounds of a number question: ours, not Open311's (GeoReport v2 has no such fields, so the service
+# definition we publish leaves them out; its datatype_description can say the range in words).
+BOUNDS = ("min", "max")
+
+
+def number_rule(definition):
+    """What a number question accepts, in words: 'a number from 1 to 50', 'a number of at least 0'."""
+    low, high = (definition.get(b) for b in BOUNDS)
+    if low is not None and high is not None:
+        return f"a number from {_show(low)} to {_show(high)}"
+    if low is not None:
+        return f"a number of at least {_show(low)}"
+    if high is not None:
+        return f"a number of at most {_show(high)}"
+    return "a number"
+
+
+def check_bounds(definition):
+    """Raise ValueError when a definition's min/max are not finite numbers on a number question, min <= max."""
+    given = {b: definition[b] for b in BOUNDS if definition.get(b) is not None}
+    if not given:
+        return
+    if definition.get("datatype") != "number":
+        raise ValueError(f"{'/'.join(given)} only apply to number questions")
+    for name, bound in given.items():
+        if isinstance(bound, bool) or not isinstance(bound, (int, float)) or not math.isfinite(bound):
+            raise ValueError(f"{name} must be a finite number, got {bound!r}")
+    if len(given) == 2 and given["min"] > given["max"]:
+        raise ValueError(f"min {given['min']} is above max {given['max']}")
+
+
+def _check_number(definition, value, field):
+    name = definition.get("description") or definition["code"]
+    try:
+        number = float(value)
+    except ValueError:
+        raise InvalidAttribute(f"{name} must be {number_rule(definition)}, not {value[:64]!r}", field=field) from None
+    low, high = (definition.get(b) for b in BOUNDS)
+    # NaN and infinities are never an answer, bounds or not (NaN would slip past every comparison)
+    if not math.isfinite(number) or (low is not None and number < low) or (high is not None and number > high):
+        raise InvalidAttribute(f"{name} must be {number_rule(definition)}, not {value[:64]}", field=field)
+    return int(number) if number.is_integer() and abs(number) < 2**53 else number
+
+
+def _show(bound):
+    return f"{bound:g}" if isinstance(bound, float) else str(bound)

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from gis import intake
 from gis.errors import InvalidAttribute, OutsideJurisdiction
 from gis.locate import check_point, locate_point
-from gis.services import catalogue, check_answer
+from gis.services import catalogue, check_answer, number_rule
 
 FORGET_AFTER = "1 hour"
 
@@ -99,7 +99,7 @@ def prompt(question):
         many = " (one or more, e.g. 1,3)" if question["datatype"] == "multivaluelist" else ""
         return f"{ask} Reply {listed}{many}."
     if question.get("datatype") == "number":
-        return f"{ask} Reply with a number."
+        return f"{ask} Reply with {number_rule(question)}."
     return f"{ask} Reply with your answer."
 
 
@@ -117,6 +117,11 @@ def parse(question, reply_text):
             raw = picked[0]
         else:
             raw = picked
+    if question.get("datatype") == "number":
+        try:
+            return check_answer(question, raw)
+        except InvalidAttribute:      # the reply re-asks the question, with its range: say it once
+            raise InvalidAttribute(f"{raw[:20] or 'That'} is not {number_rule(question)}") from None
     return check_answer(question, raw)
 
 
