@@ -64,14 +64,19 @@ class EventHub:
 
     # --- the one watcher -------------------------------------------------------------------------
     def _run(self):
-        feed, backoff, idle_since = ChangeFeed(), 1.0, None
+        feed, backoff, idle_since = None, 1.0, None
         while True:
             if self.subscriber_count() == 0:
                 idle_since = idle_since or time.monotonic()
                 if time.monotonic() - idle_since > IDLE_STOP_SECONDS and self._stop_if_idle():
                     return
-            else:
-                idle_since = None
+                # nobody to tell: no queries; the next console starts from a fresh look
+                feed = None
+                self.watching.clear()
+                time.sleep(POLL_SECONDS)
+                continue
+            idle_since = None
+            feed = feed or ChangeFeed()
             try:
                 with self.engine.connect() as conn:
                     for message in feed.look(conn):
