@@ -43,6 +43,7 @@ POLICY = {
     ("crew.action", "POST"): roles("crew", "supervisor"),
     ("crew.photo", "GET"): roles("crew", "supervisor", "agent"),
     ("crew.photo_thumb", "GET"): roles("crew", "supervisor", "agent"),
+    ("crew.service_worker", "GET"): EVERYONE,     # the crew pages' service worker: code, as /static is
     # dashboards and sweeps: analysts and supervisors
     **{("dashboards." + e, "GET"): roles("analyst", "supervisor") for e in (
         "index", "chart", "data_csv", "data_geojson", "map_html", "sweeps_page", "sweep_view")},

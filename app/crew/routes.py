@@ -3,8 +3,11 @@
 Actions are POSTed by the page's script (CSRF header, an idempotency key per action) so that an
 action taken without a connection can be queued in the page and replayed later without doubling.
 Each names the user who took it: a page left open while someone else signed in on the same browser
-must not act under their name.
+must not act under their name. The pages open without a connection through a service worker
+(app/static/js/crew-sw.js, served below at /crew/sw.js so that it controls the crew pages only).
 """
+from pathlib import Path
+
 from flask import current_app, jsonify, render_template, request, send_file
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
@@ -139,6 +142,17 @@ def _photo(name, thumb):
         raise NotFound("no such photo")
     response = send_file(path, mimetype="image/jpeg", max_age=3600)
     response.headers["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@bp.get("/sw.js")
+def service_worker():
+    """The crew pages' service worker. Code only, nobody's data, so no sign-in: a browser fetches it
+    again to look for a new version whoever is signed in. Never cached by HTTP, so a new version is
+    seen on the next visit."""
+    path = Path(current_app.static_folder) / "js" / "crew-sw.js"
+    response = send_file(path, mimetype="text/javascript", max_age=0)
+    response.headers["Cache-Control"] = "no-cache"
     return response
 
 

@@ -4,15 +4,26 @@
 // loses nothing, and a replay of an action the server already has is answered "repeated" — the
 // server never closes twice.
 //
+// Any number of actions may wait, on one ticket and on several: they are sent one at a time, oldest
+// first, by one tab at a time (a Web Lock), so the server applies them in the order they were taken.
+// The first that cannot be sent (no connection, signed out) stops the round; a refused one does not
+// (each action is answered for itself, and its text is kept in the refused list). What was sent is
+// logged (SENT, the last few) so the crew can see it went.
+//
 // A phone may be shared: every saved item carries the username of who took it, and is sent only
 // while that same person is signed in (the server checks it too); anyone else's items are held and
-// shown as waiting for them. Signing out forgets the cached lists and position, not the held actions.
+// shown as waiting for them. Signing out forgets the cached lists, position, sent-log and the
+// offline copies of the pages (crew-forget.js), not the held actions.
+import { forgetCrewData } from "./crew-forget.js";
+
 const QUEUE = "pin311.crew.queue";
 const REFUSED = "pin311.crew.refused";
+const SENT = "pin311.crew.sent";
 const CACHE = "pin311.crew.";                      // prefix of everything this phone keeps for the crew
+const SENT_KEPT = 30;
 const RETRY_MS = 10000;
+const SEND_TIMEOUT_MS = 30000;                     // a send hanging on a weak signal counts as "no connection"
 export const ME = JSON.parse(document.getElementById("crew-settings").textContent).user;
-let flushing = null;
 
 export function newKey() {
   if (crypto.randomUUID) return crypto.randomUUID();
@@ -32,7 +43,13 @@ export function held() { return everything().filter((item) => item.user !== ME);
 
 function save(queue) { localStorage.setItem(QUEUE, JSON.stringify(queue)); }
 
-function drop(key) { save(everything().filter((item) => item.key !== key)); }
+// Pages listen for "pin311:queue" (this tab) and "storage" (another tab) to show the queue again.
+function changed() { window.dispatchEvent(new Event("pin311:queue")); }
+
+function drop(key) { save(everything().filter((item) => item.key !== key)); changed(); }
+
+// The ticket number an item acts on (its url is /crew/tickets/<number>/actions).
+export function ticketOf(item) { return decodeURIComponent(item.url.split("/")[3] || ""); }
 
 // Something cached for the signed-in user only (the last ticket lists); null for anyone else's.
 export function remember(name, value) {
@@ -52,15 +69,16 @@ export function rememberPosition(lat, lon, manual) {
 
 export function lastPosition() { return recall("position"); }
 
-// On sign-out: forget the cached lists and position (the next person on this phone is someone else).
+// On sign-out: forget what was kept for this person (the next one on this phone is someone else) before
+// the form goes — at most two seconds, so a stuck storage never keeps anyone signed in.
 function forgetOnSignOut() {
   const form = document.querySelector("form[action$='/logout']");
   if (!form) return;
-  form.addEventListener("submit", () => {
-    for (const name of Object.keys(localStorage)) {
-      if (name.startsWith(CACHE) && name !== QUEUE && name !== REFUSED) localStorage.removeItem(name);
-    }
-  });
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const enough = new Promise((resolve) => setTimeout(resolve, 2000));
+    Promise.race([forgetCrewData(), enough]).catch(() => {}).finally(() => form.submit());
+  }, { once: true });
 }
 forgetOnSignOut();
 
@@ -93,7 +111,10 @@ function dataUrlToBlob(url) {
   return new Blob([out], { type: (head.match(/^data:([^;,]+)/) || [])[1] || "application/octet-stream" });
 }
 
-// item: {key, url, label, fields: {action, ...}}; photo: a File or null.
+export class NotSaved extends Error {}
+
+// item: {key, url, label, fields: {action, ...}}; photo: a File or null. Throws NotSaved when the
+// phone's storage cannot take it even with a smaller photo (nothing is lost: the form is still filled).
 export async function enqueue(item, photo) {
   const entry = { ...item, user: ME, queuedAt: Date.now(), photo: null, photoName: photo ? photo.name : null };
   if (photo) entry.photo = await readAsDataUrl(photo);
@@ -102,9 +123,15 @@ export async function enqueue(item, photo) {
   try {
     save(queue);
   } catch (err) {   // quota: keep a smaller copy of the photo rather than lose the action
-    entry.photo = photo ? await shrink(photo) : null;
-    save(queue);
+    try {
+      entry.photo = photo ? await shrink(photo) : null;
+      save(queue);
+    } catch {
+      throw new NotSaved("this phone has no room left to keep it (photos take the most): send what is waiting " +
+                         "first, or leave the photo out");
+    }
   }
+  changed();
   return entry;
 }
 
@@ -128,7 +155,8 @@ async function sendOne(item, retried = false) {
   let res;
   try {
     res = await fetch(item.url, { method: "POST", body: form, credentials: "same-origin", redirect: "manual",
-                                  headers: { "X-CSRFToken": csrfToken(), Accept: "application/json" } });
+                                  headers: { "X-CSRFToken": csrfToken(), Accept: "application/json" },
+                                  signal: AbortSignal.timeout(SEND_TIMEOUT_MS) });
   } catch (err) {
     return { state: "queued", why: "offline" };
   }
@@ -144,24 +172,32 @@ async function sendOne(item, retried = false) {
   return { state: "refused", message: body.message || `refused (${res.status})` };
 }
 
-// Send the signed-in user's waiting actions, oldest first (and any saved while sending); one flush
-// at a time. onResult(item, result) per item; a refused action goes to the list of refused ones
-// (shown by crew-refused.js) unless onResult returns true: the page showed it, its form still filled in.
+// Send the signed-in user's waiting actions, oldest first (and any saved while sending). Rounds run one
+// after another in this tab, and under a Web Lock across tabs, so no two tabs send at once (the order
+// would still hold, item by item, but both would show the answers). onResult(item, result) per item;
+// a refused action goes to the list of refused ones (shown by crew-refused.js) unless onResult returns
+// true: the page showed it, its form still filled in.
+let rounds = Promise.resolve();
+
 export function flush(onResult) {
-  if (flushing) return flushing;
-  flushing = (async () => {
-    const tried = new Set();
-    let item;
-    while ((item = pending().find((i) => !tried.has(i.key)))) {
-      tried.add(item.key);
-      const result = await sendOne(item);
-      if (result.state === "queued") { onResult && onResult(item, result); break; }
-      drop(item.key);
-      const shown = onResult ? onResult(item, result) : false;
-      if (result.state === "refused" && !shown) rememberRefused(item, result.message);
-    }
-  })().finally(() => { flushing = null; });
-  return flushing;
+  const round = () => sendWaiting(onResult);
+  const locked = navigator.locks ? () => navigator.locks.request("pin311.crew.flush", round) : round;
+  rounds = rounds.then(locked, locked);
+  return rounds.catch(() => {});
+}
+
+async function sendWaiting(onResult) {
+  const tried = new Set();
+  let item;
+  while ((item = pending().find((i) => !tried.has(i.key)))) {
+    tried.add(item.key);
+    const result = await sendOne(item);
+    if (result.state === "queued") { onResult && onResult(item, result); break; }
+    if (result.state === "done") rememberSent(item, result.body);
+    drop(item.key);
+    const shown = onResult ? onResult(item, result) : false;
+    if (result.state === "refused" && !shown) rememberRefused(item, result.message);
+  }
 }
 
 export function startReplaying(onResult) {
@@ -185,7 +221,33 @@ function saveRefused(list) {
 
 function rememberRefused(item, message) {
   const { photo, ...kept } = item;
-  saveRefused([...allRefused(), { ...kept, hadPhoto: !!photo, message, refusedAt: Date.now() }]);
+  const others = allRefused().filter((i) => i.key !== item.key);
+  saveRefused([...others, { ...kept, hadPhoto: !!photo, message, refusedAt: Date.now() }]);
+}
+
+// The last actions sent (no photo, no text: what was done to which ticket, and when), for the crew to
+// see they went. Forgotten on sign-out.
+function allSent() {
+  try { return JSON.parse(localStorage.getItem(SENT) || "[]"); } catch { return []; }
+}
+
+export function sent() { return allSent().filter((item) => item.user === ME); }
+
+function rememberSent(item, body) {
+  const entry = { key: item.key, user: item.user, url: item.url, action: item.fields.action, status: body.status,
+                  repeated: !!body.repeated, sentAt: Date.now() };
+  try {
+    localStorage.setItem(SENT, JSON.stringify([...allSent().filter((i) => i.key !== item.key), entry].slice(-SENT_KEPT)));
+  } catch { /* full: the log is a courtesy, the action was sent */ }
+}
+
+// What became of an action that left the queue (perhaps sent by another tab): the server's answer as
+// flush reports it, or null while it is still waiting or unknown.
+export function outcome(key) {
+  const done = sent().find((i) => i.key === key);
+  if (done) return { state: "done", body: { status: done.status, repeated: done.repeated } };
+  const no = refused().find((i) => i.key === key);
+  return no ? { state: "refused", message: no.message } : null;
 }
 
 export function dismissRefused(key) { saveRefused(allRefused().filter((item) => item.key !== key)); }

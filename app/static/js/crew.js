@@ -1,13 +1,15 @@
 // "Near me" and "My route": where the crew stands (browser geolocation, or a pin they put on the map
 // when location is refused), the open tickets nearest first, and the day's visiting order.
 import { EMPTY, SLA_COLOURS, formatAge, formatDistance, makeMap, whenLoaded } from "./crew-map.js";
-import { describeQueue, lastPosition, recall, remember, rememberPosition, startReplaying } from "./crew-queue.js";
+import "./crew-offline.js";
+import { showOutbox } from "./crew-outbox.js";
+import { describeQueue, lastPosition, pending, recall, remember, rememberPosition, startReplaying, ticketOf } from "./crew-queue.js";
 import { showRefused } from "./crew-refused.js";
 
 const settings = JSON.parse(document.getElementById("crew-settings").textContent);
 const $ = (id) => document.getElementById(id);
 const SLA_TEXT = { overdue: "overdue", due_soon: "due soon", on_time: "on time", no_sla: "no SLA" };
-const state = { pos: null, manual: false, picking: false, mode: "near", watch: null };
+const state = { pos: null, manual: false, picking: false, mode: "near", watch: null, tickets: [] };
 
 const map = makeMap("map", settings);
 const here = new maplibregl.Marker({ color: "#0b5cad", draggable: true });
@@ -148,8 +150,17 @@ function escapeHtml(s) {
   return String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
 }
 
+// How many of this phone's actions wait to be sent, by ticket number.
+function waitingByTicket() {
+  const counts = {};
+  for (const item of pending()) counts[ticketOf(item)] = (counts[ticketOf(item)] || 0) + 1;
+  return counts;
+}
+
 function render(tickets) {
+  state.tickets = tickets;
   const list = $("tickets");
+  const waiting = waitingByTicket();
   if (!tickets.length) {
     list.innerHTML = `<li class="muted">No open tickets${state.mode === "route" ? " for your crew" : " match"}.</li>`;
     return;
@@ -162,6 +173,7 @@ function render(tickets) {
         <span class="badge sla-${t.sla}">${SLA_TEXT[t.sla]}</span>
         <span class="meta"><span class="num">#${escapeHtml(t.public_id)}</span> · ${escapeHtml(t.status.replace("_", " "))} · ${formatAge(t.age_hours)} old · ${escapeHtml(t.crew ? t.crew.name : "no crew")}</span>
         <span class="addr">${escapeHtml(t.address || "")}</span>
+        ${waiting[t.public_id] ? `<span class="waiting">${waiting[t.public_id]} waiting to send</span>` : ""}
       </a>
     </li>`).join("");
 }
@@ -169,5 +181,9 @@ function render(tickets) {
 const queueStatus = $("queue-status");
 describeQueue(queueStatus);
 showRefused();
+showOutbox();
+for (const event of ["pin311:queue", "storage"]) {
+  window.addEventListener(event, () => { describeQueue(queueStatus); if (state.tickets.length) render(state.tickets); });
+}
 startReplaying(() => { describeQueue(queueStatus); return false; });
 startGeolocation();
