@@ -10,6 +10,7 @@ from sqlalchemy import text
 from gis import geocode, media
 from gis.errors import AddressNotFound, AmbiguousAddress, InvalidInput, InvalidLocation
 from gis.intake import NewRequest, find_ticket, place, submit_request
+from gis.locate import locate_point
 from gis.public import address_beside_pin, near, status_card
 from gis.services import catalogue, validate_attributes
 
@@ -78,7 +79,9 @@ def report_from_form(form, photo):
 
 def submit_report(conn, report, media_dir, photo_url):
     """Check the answers, settle the place, store the photo (re-encoded, no metadata) and submit on the
-    one intake path; the ticket dict ("created" False when the form's key already made a ticket)."""
+    one intake path; the ticket dict ("created" False when the form's key already made a ticket).
+    The photo is stored only once the place is known to be in the city, and removed if intake still
+    refuses the report, so a refusal leaves no file behind."""
     if not report.service_code:
         raise InvalidInput("choose a category", field="service_code")
     service = catalogue.get(conn, report.service_code, public_only=True)
@@ -89,10 +92,18 @@ def submit_report(conn, report, media_dir, photo_url):
     if report.key and find_ticket(conn, idempotency_key=report.key):
         return submit_request(conn, new)     # sent twice (double click, back and send): the first ticket
     new.lat, new.lon, new.address = _where(conn, report)
-    if report.photo:
-        photo = media.save_photo(report.photo, media_dir)
-        new.media_url = photo_url(photo.name)   # the public view drops it for sensitive services
-    return submit_request(conn, new)
+    if not report.photo or (new.lat is not None and not locate_point(conn, new.lat, new.lon).inside):
+        return submit_request(conn, new)        # a pin outside the city: intake words the refusal, no file made
+    photo = media.save_photo(report.photo, media_dir)
+    new.media_url = photo_url(photo.name)       # the public view drops it for sensitive services
+    try:
+        ticket = submit_request(conn, new)
+    except BaseException:
+        media.delete_photo(media_dir, photo.name)   # refused after all: no file without a request
+        raise
+    if not ticket["created"]:                   # a concurrent send of this form made the ticket, with its photo
+        media.delete_photo(media_dir, photo.name)
+    return ticket
 
 
 def _where(conn, report):
