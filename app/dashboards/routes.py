@@ -42,40 +42,35 @@ def index():
                            settings=settings, datasets=service.DATASETS, timezone=current_app.config["TIMEZONE"])
 
 
-def _fail(exc):
-    return Response(exc.message + "\n", status=exc.status, mimetype="text/plain")
+def _answer(build, mimetype, download=None):
+    """What `build()` makes, as `mimetype` (an attachment named `download` when given); a Pin311Error it
+    raises is its message as plain text with its status: an analyst's bad filter is a 400, not a page."""
+    try:
+        body = build()
+    except Pin311Error as exc:
+        return Response(exc.message + "\n", status=exc.status, mimetype="text/plain")
+    headers = {"Content-Disposition": f'attachment; filename="{download}"'} if download else {}
+    return Response(body, mimetype=mimetype, headers=headers)
 
 
 @bp.get("/chart/<name>.svg")
 @roles_required(*ANALYSTS)
 def chart(name):
-    try:
-        svg = service.chart(db.connection(), name, request.args)
-    except Pin311Error as exc:
-        return _fail(exc)
-    return Response(svg, mimetype="image/svg+xml")
+    return _answer(lambda: service.chart(db.connection(), name, request.args), "image/svg+xml")
 
 
 @bp.get("/data/<name>.csv")
 @roles_required(*ANALYSTS)
 def data_csv(name):
-    try:
-        rows = service.dataset(db.connection(), name, request.args)
-    except Pin311Error as exc:
-        return _fail(exc)
-    return Response(service.to_csv(rows), mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+    return _answer(lambda: service.to_csv(service.dataset(db.connection(), name, request.args)), "text/csv",
+                   f"{name}.csv")
 
 
 @bp.get("/data/<name>.geojson")
 @roles_required(*ANALYSTS)
 def data_geojson(name):
-    try:
-        fc = service.geojson(db.connection(), name, request.args)
-    except Pin311Error as exc:
-        return _fail(exc)
-    return Response(json.dumps(fc, default=str), mimetype="application/geo+json",
-                    headers={"Content-Disposition": f'attachment; filename="{name}.geojson"'})
+    return _answer(lambda: json.dumps(service.geojson(db.connection(), name, request.args), default=str),
+                   "application/geo+json", f"{name}.geojson")
 
 
 @bp.get("/map/<name>.html")
@@ -83,9 +78,5 @@ def data_geojson(name):
 def map_html(name):
     """The map as a folium HTML file to keep or share (a download: it is not shown under our CSP)."""
     static_base = request.host_url.rstrip("/") + url_for("static", filename="").rstrip("/")
-    try:
-        html = service.folium_map(db.connection(), name, request.args, static_base)
-    except Pin311Error as exc:
-        return _fail(exc)
-    return Response(html, mimetype="text/html",
-                    headers={"Content-Disposition": f'attachment; filename="{name}.html"'})
+    return _answer(lambda: service.folium_map(db.connection(), name, request.args, static_base), "text/html",
+                   f"{name}.html")
