@@ -106,6 +106,14 @@ def test_open311_refuses_it_in_its_errors_format_and_publishes_no_bounds(client,
     assert xml.find(".//attribute[code='animal_count']/datatype_description").text == "A number from 1 to 50."
 
 
+def test_the_forms_give_the_browser_the_range(client):
+    fragment = client.get("/report/questions/animal-generic").get_data(as_text=True)
+    count = re.search(r'<input id="q-animal_count"[^>]*>', fragment).group(0)
+    assert 'type="number"' in count and 'min="1"' in count and 'max="50"' in count
+    kind = re.search(r'<select id="q-animal_type"[^>]*>', fragment).group(0)
+    assert "min=" not in kind
+
+
 def test_the_public_form_says_the_range_and_files_nothing(client, conn):
     before = _count(conn)
     page = client.post("/report", data={"csrf_token": _csrf(client), "service_code": "animal-generic",

@@ -72,7 +72,9 @@ export function renderAttributes(container, service) {
         return el("div", { class: "field" }, el("span", { class: "label", id: `${id}-label` }, a.description || a.code,
                   a.required ? el("span", { class: "req" }, " *") : null), input, el("p", { class: "err", id: `${id}-err` }));
       case "number":
-        input = el("input", { ...common, type: "number", step: "any", inputmode: "decimal" });
+        // the question's range (the server refuses outside it too; here the agent sees it before sending)
+        input = el("input", { ...common, type: "number", step: "any", inputmode: "decimal",
+                              ...(a.min != null ? { min: a.min } : {}), ...(a.max != null ? { max: a.max } : {}) });
         break;
       case "datetime":
         input = el("input", { ...common, type: "datetime-local" });
@@ -101,6 +103,12 @@ export function readAttributes(container, service) {
       value = node.value.trim() || null;
       if (value !== null && a.datatype === "number" && !Number.isFinite(Number(value))) problem = "must be a number";
       if (value === null && a.datatype === "number" && node.validity && node.validity.badInput) problem = "must be a number";
+      if (!problem && value !== null && a.datatype === "number" &&
+          ((a.min != null && Number(value) < a.min) || (a.max != null && Number(value) > a.max))) {
+        problem = (a.min != null && a.max != null ? `must be a number from ${a.min} to ${a.max}`
+          : a.min != null ? `must be a number of at least ${a.min}` : `must be a number of at most ${a.max}`) +
+          `, not ${value}`;
+      }
       if (value !== null && a.datatype === "datetime") {
         const d = new Date(value);
         if (Number.isNaN(d.getTime())) problem = "must be a date and time"; else value = d.toISOString();
