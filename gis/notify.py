@@ -53,6 +53,9 @@ SELECT c.id AS contact_id, c.phone, c.email, r.public_id, s.name AS service_name
   -- a closure as a duplicate (gis.lifecycle.mark_duplicate) names the request it was merged with
   LEFT JOIN service_requests p ON e.kind = 'closed' AND p.id = CAST(e.data ->> 'duplicate_of' AS bigint)
  WHERE e.id = :event AND (CAST(:contact AS bigint) IS NULL OR c.id = :contact)
+   -- only callers on the request when it happened: one attached (or copied from a duplicate) before the
+   -- worker came round must not be told "we received your request" about somebody else's report
+   AND c.created_at <= e.at
  ORDER BY c.id""")
 _CLAIM_DELIVERY = text("""INSERT INTO notifications (event_id, contact_id, channel) VALUES (:e, :c, :ch)
                           ON CONFLICT (event_id, contact_id, channel) DO NOTHING RETURNING id""")

@@ -323,8 +323,10 @@ def _deliveries(conn, **where):
 
 
 def _contact(conn, request_id, phone=None, email=None):
-    """A contact row as older versions wrote them: no normalising, no check for one already there."""
-    conn.execute(text("INSERT INTO contacts (request_id, phone, email) VALUES (:r, :p, :e)"),
+    """A contact row as older versions wrote them: no normalising, no check for one already there; on the
+    request since it was made (so it hears every event, its first one included)."""
+    conn.execute(text("INSERT INTO contacts (request_id, phone, email, created_at) "
+                      "SELECT :r, :p, :e, requested_at FROM service_requests WHERE id = :r"),
                  {"r": request_id, "p": phone, "e": email})
     conn.commit()
 
@@ -447,3 +449,12 @@ def test_emails_leave_out_the_texts_reply_and_stop_line(conn, engine, outside_wo
         f"Boston 311: we received your request {later['public_id']} (Animal Generic Request). "
         f"Its status: https://311.example.org/requests/{later['public_id']}"]
     assert _texts("+16175550311")[0].endswith(f"Reply STATUS {later['public_id']} any time; STOP to stop texts.")
+
+
+def test_a_caller_attached_before_the_worker_runs_hears_only_that_they_were_added(conn, engine, outside_world):
+    ticket = _ticket(conn, phone="+16175550320")
+    lifecycle.attach_caller(conn, ticket["public_id"], {"phone": "617 555 0321"}, "agent:test")
+    _drain(engine)                                            # the worker comes round after both
+    assert len(_texts("+16175550320", "received")) == 1
+    later = _texts("+16175550321")
+    assert len(later) == 1 and "added" in later[0] and "received" not in later[0]
