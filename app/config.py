@@ -5,6 +5,7 @@ A missing or malformed setting fails at start-up with a message that names it, n
 import os
 import secrets
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import limits
 from sqlalchemy.engine import make_url
@@ -39,6 +40,16 @@ def database_url():
 
 def uses_local_cluster():
     return not os.environ.get("DATABASE_URL", "").strip()
+
+
+def _public_url():
+    """PIN311_PUBLIC_URL ('https://311.example.gov'): the site's own address, from which the links that are
+    stored (a resident's photo) are made: a request's Host header is the client's to write."""
+    url = os.environ.get("PIN311_PUBLIC_URL", "").strip().rstrip("/")
+    parts = urlsplit(url)
+    if url and (parts.scheme not in ("http", "https") or not parts.netloc or parts.path or parts.query):
+        raise ConfigError(f"PIN311_PUBLIC_URL must be the site's address such as https://311.example.gov, got {url!r}")
+    return url
 
 
 def _int(name, default):
@@ -118,6 +129,7 @@ class Config:
             raise ConfigError(f"PIN311_LIVE_STREAMS must be at least 1, got {self.LIVE_STREAMS}")
         self.LIVE_STREAM_SECONDS = 600      # then the browser reconnects (and may land on another process)
         self.BASEMAP_URL = os.environ.get("PIN311_BASEMAP_URL", "")
+        self.PUBLIC_URL = _public_url()
         self.DUPLICATE_RADIUS_M = _int("PIN311_DUPLICATE_RADIUS_M", 150)
         self.MAX_CONTENT_LENGTH = _int("PIN311_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
         self.MEDIA_DIR = os.environ.get("PIN311_MEDIA_DIR", str(localdb.ROOT / "var" / "media"))

@@ -200,6 +200,11 @@ def test_bad_configuration_is_reported_clearly(monkeypatch):
     monkeypatch.setenv("PIN311_OPEN311_POST_LIMIT", "lots")
     with pytest.raises(ConfigError, match="PIN311_OPEN311_POST_LIMIT"):
         create_app()
+    monkeypatch.delenv("PIN311_OPEN311_POST_LIMIT")
+    for site in ("311.example.gov", "https://311.example.gov/path", "javascript:alert(1)"):
+        monkeypatch.setenv("PIN311_PUBLIC_URL", site)
+        with pytest.raises(ConfigError, match="PIN311_PUBLIC_URL"):
+            create_app()
     result = subprocess.run([PIN311, "db", "url"], capture_output=True, text=True,
                             env={**os.environ, "DATABASE_URL": "mysql://x@y/z"})
     assert result.returncode == 1 and "PostgreSQL" in result.stderr

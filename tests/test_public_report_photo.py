@@ -55,3 +55,19 @@ def test_a_filed_report_keeps_its_photo_and_thumbnail(client, conn, media_dir):
     url = conn.scalar(text("SELECT media_url FROM service_requests ORDER BY id DESC LIMIT 1"))
     name = url.rsplit("/", 1)[1].removesuffix(".jpg")
     assert sorted(p.name for p in media_dir.iterdir()) == [f"{name}.jpg", f"{name}.thumb.jpg"]
+
+
+def test_the_stored_photo_link_is_made_from_the_site_address_not_the_host_header(app, client, conn, media_dir):
+    # the forged host gets no cookie from the test client, so no CSRF session either: CSRF is not the point here
+    app.config.update(PUBLIC_URL="https://311.example.gov", WTF_CSRF_ENABLED=False)
+    try:
+        sent = client.post("/report", data={
+            "service_code": "animal-generic", "attribute[animal_type]": "dog",
+            "lat": str(SOUTH_BOSTON[0]), "lon": str(SOUTH_BOSTON[1]),
+            "photo": (io.BytesIO(_jpeg_with_gps()), "dog.jpg", "image/jpeg")},
+            content_type="multipart/form-data", headers={"Host": "attacker.example"})
+    finally:
+        app.config.update(PUBLIC_URL="", WTF_CSRF_ENABLED=True)
+    assert sent.status_code == 303
+    url = conn.scalar(text("SELECT media_url FROM service_requests ORDER BY id DESC LIMIT 1"))
+    assert url.startswith("https://311.example.gov/photos/") and "attacker" not in url

@@ -111,6 +111,13 @@ def _report_made(response):
     return g.get("report_created", False)
 
 
+def _photo_url(name):
+    """The stored (and published: Open311, map layers) address of a photo: from the configured site address
+    when there is one; the Host header alone would let a sender point the link at any server."""
+    site = current_app.config["PUBLIC_URL"]
+    return f"{site}{url_for('public.photo', name=name)}" if site else url_for("public.photo", name=name, _external=True)
+
+
 @bp.post("/report")
 @limiter.limit(_report_limit, methods=["POST"], deduct_when=_report_made)
 def report_submit():
@@ -119,8 +126,7 @@ def report_submit():
     photo = upload.read(media.MAX_BYTES + 1) if upload and upload.filename else None
     try:
         report = service.report_from_form(request.form, photo)
-        ticket = service.submit_report(conn, report, current_app.config["MEDIA_DIR"],
-                                       lambda name: url_for("public.photo", name=name, _external=True))
+        ticket = service.submit_report(conn, report, current_app.config["MEDIA_DIR"], _photo_url)
     except Pin311Error as exc:
         return _form_page(conn, _chosen(conn, request.form.get("service_code", "")), request.form, exc, exc.status)
     g.report_created = ticket["created"]
