@@ -159,6 +159,7 @@ def test_offline_actions_on_two_tickets_are_sent_in_order_once_each(phone, live_
     page.reload()                                                   # served by the worker, offline
     page.wait_for_selector("#offline-banner[data-state=copy]")
     assert _waiting(page) == in_order and page.inner_text("#status") == "in progress (waiting to send)"
+    page.evaluate("scrollTo(0, 0)")
     screenshot(page, "crew-offline-several-waiting")
     other = phone.new_page()                                        # the app opened afresh, offline
     answer = other.goto(f"{live_server}/crew/")
@@ -190,6 +191,7 @@ def test_offline_actions_on_two_tickets_are_sent_in_order_once_each(phone, live_
     assert len(_events(conn, first, second)) == 6
     assert page.locator("#outbox-sent li:has-text('already received')").count() == 6
     assert len(list(media_dir.glob("*.thumb.jpg"))) == 1
+    page.evaluate("document.getElementById('outbox').scrollIntoView()")
     screenshot(page, "crew-offline-several-sent")
 
 
@@ -223,6 +225,7 @@ def test_a_refused_offline_action_shows_why_and_keeps_the_note(phone, live_serve
     kept = page.inner_text("#refused")
     assert f"Close #{moved['public_id']}" in kept and "another crew" in kept            # what, and why
     assert "We found the dog asleep on the steps." in kept                             # the note is not lost
+    page.evaluate("scrollTo(0, 0)")
     screenshot(page, "crew-offline-refused")
     # the refusals did not stop the action taken after them
     assert [(e.public_id, e.kind) for e in _events(conn, moved, other)] == [
@@ -308,3 +311,27 @@ def test_offline_reload_under_the_real_csp(browser, live_server, staff, conn):
     finally:
         context.set_offline(False)
         context.close()
+
+
+def test_a_phone_out_of_room_says_so_and_keeps_what_was_typed(phone, live_server, staff, conn, media_dir):
+    ticket = _dog(conn)
+    page = _crew_with_worker(phone, live_server, staff["crew"])
+    _open(page, live_server, ticket)
+    phone.set_offline(True)
+    page.evaluate("""() => {            // fill this origin's localStorage to the last few bytes
+        let chunk = 'x'.repeat(1 << 20), i = 0;
+        while (chunk.length) {
+            try { localStorage.setItem('filler.' + i++, chunk); } catch { chunk = chunk.slice(0, chunk.length >> 1); }
+        } }""")
+    page.click("#note-box summary")
+    page.fill("#note-text", "Gate code 4411, dog behind the shed")
+    page.set_input_files("#note-photo", files=[_photo_file()])
+    page.click("#note-form button[type=submit]")
+    page.wait_for_selector("#action-message[data-kind=bad]:has-text('no room left')")
+    assert page.input_value("#note-text") == "Gate code 4411, dog behind the shed"      # nothing lost
+    assert page.evaluate("document.getElementById('note-photo').files.length") == 1
+    assert _queue(page) == [] and page.is_enabled("#note-form button[type=submit]")
+    page.evaluate("Object.keys(localStorage).filter(k => k.startsWith('filler.'))"
+                  ".forEach(k => localStorage.removeItem(k))")
+    _queued(page, "#note-form button[type=submit]")               # room again: saved, the form emptied
+    assert [i["fields"]["internal_note"] for i in _queue(page)] == ["Gate code 4411, dog behind the shed"]

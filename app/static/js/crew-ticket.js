@@ -155,8 +155,10 @@ function answer(key, name, result) {
     return !!here;
   }
   // Waiting for the connection: it is safe in the queue, listed with what was typed, so its form is
-  // emptied for the next action (a second note is not the first one sent twice).
-  if (here && here.form) here.form.reset();
+  // emptied for the next action (a second note is not the first one sent twice). One taken earlier
+  // (a retry in the background) changes nothing on the page.
+  if (!here) return false;
+  if (here.form) here.form.reset();
   lockActions(false);
   const why = WHY_QUEUED[result.why] || "No connection: saved on this phone, it will be sent when the connection is back.";
   say(`${DONE_TEXT[name]} — ${why}`, "queued");
