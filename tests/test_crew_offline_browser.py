@@ -253,6 +253,7 @@ def test_sign_out_forgets_the_offline_copies(phone, live_server, staff, conn):
         assert answer.from_service_worker and answer.status == 503
         page.wait_for_selector("#offline-missing")
         assert "Stray dog" not in page.content() and "Test Crew" not in page.content()
+    assert page.evaluate("caches.has('pin311-crew-pages')") is False
 
 
 def test_someone_else_signing_in_replaces_the_copies(phone, live_server, staff, conn):

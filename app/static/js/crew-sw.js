@@ -93,7 +93,7 @@ async function page(event, url) {
 
 // a kept copy still young enough to be shown, or null
 async function fresh(key) {
-  const copy = await (await caches.open(PAGES)).match(key, { ignoreVary: true });
+  const copy = await caches.match(key, { cacheName: PAGES, ignoreVary: true });    // never creates the cache
   if (!copy) return null;
   const at = Number(copy.headers.get("X-Pin311-Stored-At") || 0);
   return Date.now() - at <= PAGE_DAYS * 86400e3 ? copy : null;
@@ -189,9 +189,9 @@ async function state(event, url) {
     const copy = response.clone();
     event.waitUntil(serially(async () => {
       if (signedOut(copy)) return caches.delete(PAGES);
-      const pages = await caches.open(PAGES);
       if (copy.status !== 200 || !(copy.headers.get("Content-Type") || "").includes("json")) return;
-      if (!(await pages.match(OWNER))) return;                 // kept only beside that person's pages
+      if (!(await caches.match(OWNER, { cacheName: PAGES }))) return;     // kept only beside that person's pages
+      const pages = await caches.open(PAGES);
       await pages.put(key, new Response(await copy.blob(), { status: 200, headers: keptHeaders(copy) }));
     }));
     return response;
