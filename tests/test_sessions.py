@@ -4,7 +4,9 @@ reactivating an account revives none of its old sessions. Idle and over-age sess
 session table is written at most once a minute per session and never on an API-key request."""
 import base64
 import json
+import os
 import re
+import subprocess
 import uuid
 import zlib
 from contextlib import contextmanager
@@ -335,3 +337,23 @@ def test_a_copied_cookie_stops_working_after_sign_out_in_the_browser(browser, li
     finally:
         stolen.close()
         mine.close()
+
+
+def test_the_command_line_ends_sessions_and_deactivates(app, engine, account, db_url):
+    """For whoever answers a lost phone at 3 a.m. with only a shell: the same as the admin pages."""
+    from tests.test_platform import PIN311
+
+    def pin311(*args):
+        return subprocess.run([PIN311, "users", *args], capture_output=True, text=True,
+                              env={**os.environ, "DATABASE_URL": db_url})
+    desk, phone = _signed_in(app, account), _signed_in(app, account)
+    copy = _copy(app, phone)
+    done = pin311("sign-out", account)
+    assert done.returncode == 0 and "2 sessions ended" in done.stdout
+    assert not _in(desk) and not _in(phone) and not _in(copy)
+    assert pin311("deactivate", account).returncode == 0
+    assert login(app.test_client(), account).status_code != 302          # refused: stays on the form
+    assert pin311("reactivate", account).returncode == 0
+    assert not _in(copy) and _in(_signed_in(app, account))
+    unknown = pin311("sign-out", "no-such-person")
+    assert unknown.returncode != 0 and "no staff account 'no-such-person'" in unknown.stderr
