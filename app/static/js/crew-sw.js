@@ -10,6 +10,8 @@
 //    as offline copies) and can queue actions on them. The callers' names and the photos are cut out of
 //    each copy before it is kept (the blocks the template marks "offline:omit"): they are not needed to
 //    work a ticket offline, so a lost phone holds none. Phones and e-mails are never on crew pages.
+//    What the caller wrote (the description, their words about the place) is kept: it is how the crew
+//    finds and does the job, and it may name people — one more reason the copies expire and go on sign-out.
 //    The copies belong to the person the page names (its crew-settings "user"): a page of anyone else
 //    replaces them all; they are deleted when the server answers that nobody (or no crew member) is
 //    signed in, on sign-out, and whenever the sign-in page opens (crew-forget.js).
