@@ -261,13 +261,15 @@ def lock_for_crew(conn, user, public_id):
     Raises NotFound / Forbidden. The lock is held until the caller's transaction ends, so the crew
     cannot change between this check and the action.
     """
-    row = conn.execute(text("SELECT id, crew_id, status FROM service_requests "
-                            "WHERE public_id = :p FOR UPDATE"),
+    row = conn.execute(text("SELECT r.id, r.crew_id, r.status, c.name AS crew_name FROM service_requests r "
+                            "LEFT JOIN crews c ON c.id = r.crew_id WHERE r.public_id = :p FOR UPDATE OF r"),
                        {"p": str(public_id)[:64]}).first()
     if row is None:
         raise NotFound(f"no request {str(public_id)[:32]!r}")
     if user.role not in SUPER_ROLES and row.crew_id not in user.crew_ids:
-        raise Forbidden("this request belongs to another crew; ask a supervisor to reassign it")
+        # naming the crew tells whoever finds this refused (often after working offline) whom to call
+        owner = f" ({row.crew_name})" if row.crew_name else ""
+        raise Forbidden(f"this request belongs to another crew{owner}; ask a supervisor to reassign it")
     return row
 
 

@@ -206,7 +206,7 @@ def test_crew_member_cannot_act_on_another_crews_ticket(conn, tmp_path):
                                             attributes={"animal_type": "cat"}, channel="agent"))
     assert other["crew"]["code"] != "animal-control-c6"
     user = _user(conn)
-    with pytest.raises(Forbidden):
+    with pytest.raises(Forbidden, match=rf"another crew \({re.escape(other['crew']['name'])}\)"):
         crew.act(conn, user, other["public_id"], "close", key=str(uuid.uuid4()), reason="fixed")
     assert _status(conn, other["id"]) == "open"
     boss = _user(conn, role="supervisor", crews=(), username="test-supervisor")
