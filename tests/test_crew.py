@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import text
 
-from gis import crew, lifecycle, media
+from gis import crew, crew_route, lifecycle, media
 from gis.errors import Conflict, Forbidden, InvalidInput
 from gis.intake import NewRequest, submit_request
 from tests.conftest import login
@@ -137,26 +137,26 @@ def test_route_is_nearest_neighbour_improved_by_two_opt(conn):
     for _ in range(12):
         _dog(conn, lat=42.3345 + rng.uniform(-0.003, 0.002), lon=-71.0398 + rng.uniform(-0.008, 0.008))
     user = _user(conn)
-    plan = crew.plan_route(conn, user, *STRAY_DOG)
+    plan = crew_route.plan_route(conn, user, *STRAY_DOG)
     open_ids = {r[0] for r in conn.execute(text("SELECT public_id FROM service_requests "
                                                 "WHERE status <> 'closed' "
                                                 "AND crew_id = :c"), {"c": user.crew_ids[0]})}
-    assert {s["public_id"] for s in plan["stops"]} == open_ids or len(plan["stops"]) == crew.ROUTE_MAX_STOPS
+    assert {s["public_id"] for s in plan["stops"]} == open_ids or len(plan["stops"]) == crew_route.ROUTE_MAX_STOPS
     assert plan["total_m"] <= plan["nearest_neighbour_m"] + 0.1
     assert abs(sum(s["leg_m"] for s in plan["stops"]) - plan["total_m"]) < 1
     # 2-opt leaves no improving reversal; the legs are geodesic metres
     pts = [STRAY_DOG] + [(s["lat"], s["lon"]) for s in plan["stops"]]
-    m = crew._distance_matrix(pts)
+    m = crew_route._distance_matrix(pts)
     order = list(range(len(pts)))
-    assert crew.two_opt(m, order) == order or crew.path_length(m, crew.two_opt(m, order)) >= \
-        crew.path_length(m, order) - 1e-3
+    assert crew_route.two_opt(m, order) == order or crew_route.path_length(m, crew_route.two_opt(m, order)) >= \
+        crew_route.path_length(m, order) - 1e-3
     # on a tiny instance the 2-opt path is no worse than the best of every permutation by more than NN
     from itertools import permutations
     small = pts[:7]
-    ms = crew._distance_matrix(small)
-    best = min(crew.path_length(ms, [0, *p]) for p in permutations(range(1, len(small))))
-    two = crew.path_length(ms, crew.two_opt(ms, crew.nearest_neighbour(ms)))
-    assert best <= two <= crew.path_length(ms, crew.nearest_neighbour(ms)) + 1e-6
+    ms = crew_route._distance_matrix(small)
+    best = min(crew_route.path_length(ms, [0, *p]) for p in permutations(range(1, len(small))))
+    two = crew_route.path_length(ms, crew_route.two_opt(ms, crew_route.nearest_neighbour(ms)))
+    assert best <= two <= crew_route.path_length(ms, crew_route.nearest_neighbour(ms)) + 1e-6
 
 
 def _jpeg(size=(64, 48), exif=None, colour=(200, 30, 30)):

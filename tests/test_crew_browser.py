@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import text
 
-from gis import crew
+from gis import crew, crew_route
 from tests.conftest import STAFF_PASSWORD, browser_login, screenshot
 from tests.test_crew import STRAY_DOG, _dog, _exif_rotated_with_gps, _user
 
@@ -193,7 +193,7 @@ def test_my_route_on_the_map(phone, live_server, staff, conn):
     page.wait_for_selector("#route-summary:not([hidden])")
     assert not page.is_visible("#filters")
     stops = page.eval_on_selector_all("#tickets li.ticket", "els => els.map(e => e.dataset.publicId)")
-    plan = crew.plan_route(conn, _user(conn), *STRAY_DOG)
+    plan = crew_route.plan_route(conn, _user(conn), *STRAY_DOG)
     assert stops == [s["public_id"] for s in plan["stops"]]
     route = page.evaluate("JSON.stringify(document.querySelector('#map') && window.maplibregl ? 1 : 0)")
     assert json.loads(route) == 1

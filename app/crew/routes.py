@@ -15,7 +15,7 @@ from flask_wtf.csrf import generate_csrf
 from app.auth import roles_required
 from app.crew import bp
 from app.extensions import db
-from gis import audit, crew, media
+from gis import audit, crew, crew_route, media
 from gis.errors import Conflict, InvalidInput, NotFound
 
 CREW = ("crew", "supervisor")
@@ -71,7 +71,7 @@ def near_json():
 @roles_required(*CREW)
 def route_json():
     lat, lon = _position()
-    return jsonify(crew.plan_route(db.connection(), current_user, lat, lon))
+    return jsonify(crew_route.plan_route(db.connection(), current_user, lat, lon))
 
 
 @bp.get("/tickets/<public_id>")
