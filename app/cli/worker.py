@@ -1,11 +1,16 @@
-"""`pin311 worker`: drain the outbox — caller notifications, and ArcGIS sync when ArcGIS is configured."""
+"""`pin311 worker`: drain the outbox — caller notifications, and ArcGIS sync when ArcGIS is configured —
+and, about once an hour, delete what is kept only for a while (gis/housekeeping.py)."""
 import time
 
 import click
+from sqlalchemy.exc import DBAPIError
 
 from app.config import database_url
-from gis import notify
+from gis import housekeeping, notify
 from gis.db import engine_for
+
+
+PRUNE_SECONDS = 3600
 
 
 def _arcgis_configured():
@@ -22,7 +27,19 @@ def group(once, interval):
     senders = notify.senders_from_env()
     click.echo(f"worker: notifying by {', '.join(senders) or 'no channel configured (deliveries wait until one is)'}"
                f"{'; publishing to ArcGIS' if _arcgis_configured() else ''}")
+    pruned_at = None
     while True:
+        if pruned_at is None or time.monotonic() - pruned_at > PRUNE_SECONDS:
+            pruned_at = time.monotonic()
+            try:
+                with engine.begin() as conn:
+                    gone = housekeeping.prune(conn)
+            except DBAPIError as exc:      # housekeeping can wait an hour; deliveries must not
+                click.echo(f"worker: housekeeping postponed ({type(exc).__name__})", err=True)
+            else:
+                if any(gone.values()):
+                    click.echo(f"worker: deleted {gone['sessions']} old staff sessions, "
+                               f"{gone['outbox']} old outbox rows")
         done = notify.run_once(engine, senders)
         if _arcgis_configured():
             from gis import arcgis_sync
