@@ -23,7 +23,7 @@ from sqlalchemy import create_engine, event, pool, text
 from common import ROOT, machine, scratch_db
 
 FILE = ROOT.parent / "shared" / "data" / "boston" / "open311_georeport_v2" / "illegal_parking.jsonl.gz"
-COLUMNS = ("service_code, status, closure_reason, description, geom, public_geom, address, parcel_id, districts, "
+COLUMNS = ("service_code, sensitive, status, closure_reason, description, geom, address, parcel_id, districts, "
            "crew_id, routed_by, channel, requested_at, updated_at, expected_at, closed_at")
 
 

@@ -7,12 +7,11 @@ then COPYed (CSV written by pyarrow) into a staging table and moved into service
 is all-or-nothing (one transaction); rows already present (same public id) are skipped, so a re-run adds
 nothing.
 
-The transaction runs with `pin311.bulk = 'on'`, which (migration 0011) skips three per-row triggers on
-service_requests whose work is done here once, set-based: the public point is computed in the
-INSERT … SELECT with the same pin311_public_point() and the same rule as the trigger (an unknown service
-counts as sensitive); the 'requests' data version is bumped once, last thing before commit; and one
-notice on the live channel (op "resync") replaces the per-row notices the console never got for bulk
-loads. Everything else (foreign keys, checks, every index) stays live: the table is in use meanwhile.
+The transaction runs with `pin311.bulk = 'on'`, under which the per-row data-version trigger is skipped
+(migration 0011): the 'requests' data version is bumped once, last thing before commit, and the live
+consoles reload on seeing it move (gis/live.py). Each row carries its service's `sensitive` flag, so its
+public point is the generated column's (migration 0018) with no trigger call. Everything else (foreign
+keys, checks, every index) stays live: the table is in use meanwhile.
 """
 import gzip
 import io
@@ -181,15 +180,15 @@ STAGING = """CREATE TEMP TABLE bulk_staging (
 STAGED = ["public_id", "code", "status", "closure_reason", "description", "address", "lon", "lat", "parcel_id",
           "districts", "crew_id", "routed_by", "channel", "requested_at", "expected_at", "closed_at"]
 
-# The public point as trigger 0003 computes it (an unknown service counts as sensitive): migration 0011
-# skips that trigger for rows that arrive with it under pin311.bulk. Ids are unique in the staging
-# table (de-duplicated in Python); ON CONFLICT skips the ones already in service_requests.
+# `sensitive` from the service (the foreign key of 0018 holds it equal; public_geom is generated from it).
+# Ids are unique in the staging table (de-duplicated in Python); ON CONFLICT skips the ones already in
+# service_requests.
 MOVE = text("""
 WITH ins AS (
-  INSERT INTO service_requests (public_id, service_code, status, closure_reason, description, geom, public_geom,
+  INSERT INTO service_requests (public_id, service_code, sensitive, status, closure_reason, description, geom,
         address, parcel_id, districts, crew_id, routed_by, channel, requested_at, updated_at, expected_at, closed_at)
-  SELECT b.public_id, b.service_code, b.status, b.closure_reason, b.description, p.geom,
-         pin311_public_point(p.geom, coalesce(s.sensitive, true)), b.address, b.parcel_id, b.districts,
+  SELECT b.public_id, b.service_code, s.sensitive, b.status, b.closure_reason, b.description, p.geom,
+         b.address, b.parcel_id, b.districts,
          b.crew_id, b.routed_by, b.channel, b.requested_at, coalesce(b.closed_at, b.requested_at),
          b.expected_at, b.closed_at
     FROM bulk_staging b

@@ -52,18 +52,18 @@ class NewRequest:
 
 _INSERT = text(f"""
 WITH {LOCATE_CTE},
-s AS (SELECT code, name, sla_hours, default_crew_id FROM services WHERE code = :service AND active),
+s AS (SELECT code, name, sla_hours, default_crew_id, sensitive FROM services WHERE code = :service AND active),
 decision AS (
   SELECT s.code, coalesce(rule.crew_id, s.default_crew_id) AS crew_id, {ROUTED_BY} AS routed_by,
          now() + make_interval(hours => coalesce(s.sla_hours, 0)) AS expected_at, loc.parcel, loc.districts,
-         loc.g, loc.inside
+         loc.g, loc.inside, s.sensitive
     FROM loc CROSS JOIN s {RULE_LATERAL.format(svc_code="s.code")}
 ),
 ins AS (
-  INSERT INTO service_requests (service_code, status, description, attributes, geom, address, address_note,
-                                address_id, parcel_id, districts, crew_id, routed_by, channel, media_url,
-                                expected_at, idempotency_key)
-  SELECT d.code, 'open', :description, CAST(:attributes AS jsonb), d.g, coalesce(:address, (
+  INSERT INTO service_requests (service_code, sensitive, status, description, attributes, geom, address,
+                                address_note, address_id, parcel_id, districts, crew_id, routed_by, channel,
+                                media_url, expected_at, idempotency_key)
+  SELECT d.code, d.sensitive, 'open', :description, CAST(:attributes AS jsonb), d.g, coalesce(:address, (
            -- given only coordinates: the gazetteer address at the spot, if one is within 30 m
            SELECT n.address FROM (SELECT a.address, a.geom FROM address_points a ORDER BY a.geom <-> d.g LIMIT 1) n
             WHERE ST_DWithin(n.geom::geography, d.g::geography, 30))), :address_note, :address_id,

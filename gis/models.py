@@ -10,7 +10,7 @@ from datetime import datetime
 
 from geoalchemy2 import Geometry
 from sqlalchemy import (
-    ARRAY, BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Index, Integer, SmallInteger, Text,
+    ARRAY, BigInteger, Boolean, CheckConstraint, Computed, DateTime, ForeignKey, Index, Integer, SmallInteger, Text,
     func, text,
 )
 from sqlalchemy.dialects.postgresql import INET, JSONB
@@ -291,9 +291,12 @@ class DataVersion(Base):
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
-# The public point (snapped for sensitive services), kept by triggers of migration 0003; read it only
-# through the public_requests view.
-ServiceRequest.public_geom = mapped_column(Geometry("POINT", srid=SRID, spatial_index=False))
+# The public point (snapped for sensitive services): since migration 0018 generated from the point and
+# the request's copy of its service's `sensitive` flag, which a composite foreign key holds equal to the
+# service's (ON UPDATE CASCADE). Read it only through the public_requests view.
+ServiceRequest.sensitive = mapped_column(Boolean, nullable=False)
+ServiceRequest.public_geom = mapped_column(Geometry("POINT", srid=SRID, spatial_index=False),
+                                           Computed("pin311_public_point(geom, sensitive)", persisted=True))
 Index("service_requests_public_geom_gist", ServiceRequest.__table__.c.public_geom, postgresql_using="gist")
 
 

@@ -54,7 +54,11 @@ def test_0011_up_and_down_alone(scratch_db):
     assert "INSERT OR UPDATE OF geom, service_code" in down["service_requests_public_point"]
     assert "INSERT OR DELETE OR UPDATE" in down["service_requests_data_version"]
     schema.upgrade(scratch_db)
-    assert _triggers(scratch_db) == {k: v for k, v in up.items() if k != "service_requests_notify"}   # 0016
+    head = _triggers(scratch_db)
+    # 0016 dropped the notify trigger, 0018 the public-point ones (public_geom became a generated column)
+    gone = {"service_requests_notify", "service_requests_public_point", "service_requests_public_point_update"}
+    assert {k: v for k, v in head.items() if k in up} == {k: v for k, v in up.items() if k not in gone}
+    assert {"service_requests_sensitivity", "service_requests_sensitivity_change"} <= set(head)
     assert _heads(scratch_db) == set(ScriptDirectory.from_config(schema.alembic_config("")).get_heads())
 
 
@@ -67,7 +71,7 @@ def test_0003_cannot_go_down_under_0011(scratch_db):
     assert set(_triggers(scratch_db)) == {"service_requests_notify"}
     assert "pin311.bulk" not in _triggers(scratch_db)["service_requests_notify"]
     schema.upgrade(scratch_db)
-    assert "service_requests_public_point_update" in _triggers(scratch_db)
+    assert "service_requests_sensitivity" in _triggers(scratch_db)
 
 
 def test_0016_spreads_the_versions_over_slots_and_back_keeping_their_sum(scratch_db):
@@ -87,4 +91,29 @@ def test_0016_spreads_the_versions_over_slots_and_back_keeping_their_sum(scratch
     with eng.connect() as c:
         assert data_version(c, "requests") == before
         assert "service_requests_notify" not in _triggers(scratch_db)
+    eng.dispose()
+
+
+def test_0018_public_points_stay_the_same_up_and_down(scratch_db):
+    schema.upgrade(scratch_db)
+    eng = create_engine(scratch_db, poolclass=pool.NullPool)
+    points = text("SELECT public_id, ST_AsEWKT(public_geom) FROM service_requests ORDER BY public_id")
+    with eng.begin() as c:
+        c.execute(text("INSERT INTO services (code, name, sensitive) VALUES ('m-open', 'Open', false), "
+                       "('m-hidden', 'Hidden', true)"))
+        c.execute(text("""INSERT INTO service_requests (service_code, geom, channel)
+                          SELECT code, ST_SetSRID(ST_MakePoint(-71.0398, 42.3345), 4326), 'api'
+                            FROM services WHERE code LIKE 'm-%'"""))
+        up = c.execute(points).all()
+    assert len({p for _, p in up}) == 2                     # the sensitive one is snapped
+    _down_to(scratch_db, "0017")
+    with eng.begin() as c:
+        assert c.execute(points).all() == up
+        assert "service_requests_public_point" in _triggers(scratch_db)
+        c.execute(text("UPDATE services SET sensitive = NOT sensitive WHERE code LIKE 'm-%'"))   # 0003's trigger
+        swapped = c.execute(points).all()
+    assert [p for _, p in swapped] == [p for _, p in reversed(up)]
+    schema.upgrade(scratch_db)
+    with eng.connect() as c:
+        assert c.execute(points).all() == swapped
     eng.dispose()
