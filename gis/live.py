@@ -17,14 +17,15 @@ import datetime as dt
 
 from sqlalchemy import text
 
+from gis.public import VERSION_SQL
+
 WINDOW = dt.timedelta(seconds=10)
 LIMIT = 500        # changes reported per look; more (a sweep updating thousands) → resync
 
-_LOOK = text("""
+_LOOK = text(f"""
 SELECT v.now, v.version, r.id, r.public_id, r.service_code, r.status, r.updated_at,
        r.updated_at = r.requested_at AS created, r.xmin::text AS xid
-  FROM (SELECT statement_timestamp() AS now,
-               (SELECT coalesce(sum(version), 0)::bigint FROM data_versions WHERE name = 'requests') AS version) v
+  FROM (SELECT statement_timestamp() AS now, {VERSION_SQL} AS version) v
   LEFT JOIN LATERAL (SELECT id, public_id, service_code, status, updated_at, requested_at, xmin
                        FROM service_requests
                       WHERE updated_at > coalesce(CAST(:since AS timestamptz), statement_timestamp() - :window)
@@ -44,7 +45,7 @@ class ChangeFeed:
         (op INSERT or UPDATE), possibly ending with {"op": "resync"}. The first look only takes its place."""
         first = self.since is None
         since = None if first else self.since - WINDOW
-        rows = conn.execute(_LOOK, {"since": since, "window": WINDOW, "limit": LIMIT}).all()
+        rows = conn.execute(_LOOK, {"since": since, "window": WINDOW, "limit": LIMIT, "source": "requests"}).all()
         now, version = rows[0].now, rows[0].version
         messages, transactions = [], set()
         for r in rows:

@@ -39,13 +39,16 @@ def in_envelope(minx, miny, maxx, maxy):
     return func.ST_Intersects(public_requests.c.geom, func.ST_MakeEnvelope(minx, miny, maxx, maxy, 4326))
 
 
+# The version of a source as one SQL expression (:source), for queries that read it in their own snapshot.
+VERSION_SQL = "(SELECT coalesce(sum(version), 0)::bigint FROM data_versions WHERE name = :source)"
+
+
 def data_version(conn, source="requests"):
     """A number that moves at every commit that changes `source` ("requests" or "layers").
 
     The sum of the source's counter rows: a writer bumps one of them at random (migration 0016), so
     concurrent writers do not queue on a single row."""
-    return conn.execute(text("SELECT coalesce(sum(version), 0)::bigint FROM data_versions WHERE name = :n"),
-                        {"n": source}).scalar()
+    return conn.execute(text(f"SELECT {VERSION_SQL}"), {"source": source}).scalar()
 
 
 _CARD = text("""

@@ -15,7 +15,7 @@ from sqlalchemy import text
 from gis import crew
 from tests.conftest import browser_login, screenshot
 from tests.test_crew import STRAY_DOG, _dog, _user
-from tests.test_crew_browser import _sign_in_elsewhere
+from tests.test_crew_browser import _sign_in_elsewhere, media_dir  # noqa: F401  (fixture)
 
 PHONE = {"width": 390, "height": 844}
 PAGES = "pin311-crew-pages"
@@ -33,14 +33,6 @@ def phone(browser):
     context.set_offline(False)
     context.close()
     assert not errors, errors      # no script error on any page, online or offline
-
-
-@pytest.fixture
-def media_dir(app, tmp_path):
-    saved = app.config["MEDIA_DIR"]
-    app.config["MEDIA_DIR"] = str(tmp_path)
-    yield tmp_path
-    app.config["MEDIA_DIR"] = saved
 
 
 def _photo_file():
