@@ -101,7 +101,8 @@ def write_services(services, notes, cases):
         "# public: false = internal only (not offered to residents or Open311);",
         "# sensitive: true = shown only coarsened on public outputs, photos never public.",
         "# attributes: Open311 GeoReport v2 attribute definitions (the questions an agent asks).",
-        "# min / max: what a number question accepts (ours, not Open311 fields: its service definitions omit them).",
+        "# min / max / integer: what a number question accepts, integer: true for a count (whole numbers only)",
+        "#   (ours, not Open311 fields: its service definitions omit them and say the rule in datatype_description).",
         "# Routing is in routing_rules.csv; default_crew takes what no rule matches.",
     ]
     for s in services:
@@ -123,7 +124,7 @@ def write_services(services, notes, cases):
                 lines.append(f"      {key}: {_flow(a[key])}")
             if "values" in a:
                 lines.append(f"      values: {_flow(a['values'])}")
-            for key in ("min", "max"):
+            for key in ("min", "max", "integer"):
                 if key in a:
                     lines.append(f"      {key}: {_flow(a[key])}")
     text = "\n".join(lines) + "\n"

@@ -9,16 +9,20 @@ YES_NO = [{"key": "yes", "name": "Yes"}, {"key": "no", "name": "No"}]
 YES_NO_UNKNOWN = YES_NO + [{"key": "unknown", "name": "Don't know"}]
 
 
-def q(code, datatype, description, required=False, values=None, bounds=None):
+def q(code, datatype, description, required=False, values=None, bounds=None, count=False):
     """One Open311 attribute definition (order is filled in from the position in the list).
 
-    bounds=(min, max) for a number question: our own fields (intake refuses an answer outside them), so
-    the Open311 side learns the range from datatype_description, the field GeoReport v2 has for it."""
+    bounds=(min, max) for a number question, and count=True for one that counts things (whole numbers
+    only): our own fields min, max and integer (intake refuses an answer outside them), so the Open311
+    side learns the rule from datatype_description, the field GeoReport v2 has for it."""
     attr = {"code": code, "datatype": datatype, "required": required, "description": description,
             "datatype_description": None}
     if bounds is not None:
         attr["min"], attr["max"] = bounds
-        attr["datatype_description"] = f"A number from {bounds[0]} to {bounds[1]}."
+        kind = "A whole number" if count else "A number"
+        attr["datatype_description"] = f"{kind} from {bounds[0]} to {bounds[1]}."
+    if count:
+        attr["integer"] = True
     if values is not None:
         attr["values"] = [v if isinstance(v, dict) else {"key": slug(v).replace("-", "_"), "name": v}
                           for v in values]
@@ -40,7 +44,7 @@ CATALOGUE = [
                        [{"key": "dog", "name": "Dog"}, {"key": "cat", "name": "Cat"},
                         {"key": "wildlife", "name": "Wildlife"}, {"key": "other", "name": "Other"}]),
                      q("aggressive", "singlevaluelist", "Is it aggressive?", False, YES_NO_UNKNOWN),
-                     q("animal_count", "number", "How many animals?", bounds=(1, 50))]),
+                     q("animal_count", "number", "How many animals?", bounds=(1, 50), count=True)]),
     dict(code="animal-found", name="Animal Found", default_crew="animal-control-dispatch", routing="police", sla=72,
          description="You found a pet that seems to be lost.",
          keywords=["found dog", "found cat", "found pet", "lost pet found"],
@@ -76,7 +80,7 @@ CATALOGUE = [
                      q("problem", "singlevaluelist", "What is wrong with the light?", True,
                        [{"key": "out", "name": "Out"}, {"key": "flickering", "name": "Flickering"},
                         {"key": "day_burner", "name": "On during the day"}]),
-                     q("lights_out", "number", "How many lights in a row are out?", bounds=(1, 30))]),
+                     q("lights_out", "number", "How many lights in a row are out?", bounds=(1, 30), count=True)]),
     dict(code="street-light-knockdown", name="Street Light Knock Downs", default_crew="streetlights-dispatch",
          routing="hood",
          description="A street light pole knocked down or leaning dangerously.",
@@ -86,7 +90,7 @@ CATALOGUE = [
          routing="hood",
          description="A whole street or block of street lights out at once.",
          keywords=["all lights out", "whole street dark", "lights out on block", "street lights out"],
-         attributes=[q("lights_out", "number", "About how many lights are out?", bounds=(1, 500)),
+         attributes=[q("lights_out", "number", "About how many lights are out?", bounds=(1, 500), count=True),
                      q("since", "datetime", "Since when?")]),
     dict(code="general-lighting", name="General Lighting Request", default_crew="streetlights-dispatch",
          routing="hood",
@@ -98,7 +102,7 @@ CATALOGUE = [
          sensitive=True,
          description="Discarded needles or syringes in a public place. Do not touch them.",
          keywords=["needle", "needles", "syringe", "syringes", "sharps", "drug paraphernalia"],
-         attributes=[q("needle_count", "number", "About how many needles?", bounds=(1, 1000)),
+         attributes=[q("needle_count", "number", "About how many needles?", bounds=(1, 1000), count=True),
                      q("location_type", "singlevaluelist", "Where are they?", True,
                        [{"key": "sidewalk", "name": "Sidewalk"}, {"key": "park", "name": "Park or playground"},
                         {"key": "school", "name": "Near a school"}, {"key": "other", "name": "Other"}])]),
@@ -178,7 +182,7 @@ CATALOGUE = [
          keywords=["bulk item", "bulk pickup", "couch", "mattress pickup", "furniture pickup", "appliance"],
          attributes=[q("items", "multivaluelist", "What will you put out?", True,
                        ["Furniture", "Mattress", "Appliance", "Other"]),
-                     q("item_count", "number", "How many items?", bounds=(1, 20))]),
+                     q("item_count", "number", "How many items?", bounds=(1, 20), count=True)]),
     dict(code="unshoveled-sidewalk", name="Unshoveled Sidewalk", default_crew="pwd-dispatch", routing="ward", sla=48,
          description="A sidewalk not cleared of snow or ice.",
          keywords=["snow", "ice", "unshoveled", "sidewalk not shoveled", "icy sidewalk", "unshovelled"],

@@ -159,30 +159,37 @@ def _check_value(definition, raw, field):
     return value
 
 
-# Bounds of a number question: ours, not Open311's (GeoReport v2 has no such fields, so the service
-# definition we publish leaves them out; its datatype_description can say the range in words).
+# A number question's own fields: its bounds (min/max) and `integer: true` for a count ("how many
+# animals?"), which takes whole numbers only. Ours, not Open311's: GeoReport v2 has one "number" datatype
+# and no such fields, so the service definition we publish leaves them out and its datatype_description
+# says the rule in words ("A whole number from 1 to 50.").
 BOUNDS = ("min", "max")
 
 
 def number_rule(definition):
-    """What a number question accepts, in words: 'a number from 1 to 50', 'a number of at least 0'."""
+    """What a number question accepts, in words: 'a number from 1 to 50', 'a whole number of at least 0'."""
     low, high = (definition.get(b) for b in BOUNDS)
+    kind = "a whole number" if definition.get("integer") else "a number"
     if low is not None and high is not None:
-        return f"a number from {_show(low)} to {_show(high)}"
+        return f"{kind} from {_show(low)} to {_show(high)}"
     if low is not None:
-        return f"a number of at least {_show(low)}"
+        return f"{kind} of at least {_show(low)}"
     if high is not None:
-        return f"a number of at most {_show(high)}"
-    return "a number"
+        return f"{kind} of at most {_show(high)}"
+    return kind
 
 
 def check_bounds(definition):
-    """Raise ValueError when a definition's min/max are not finite numbers on a number question, min <= max."""
+    """Raise ValueError when a definition's number fields make no sense: min/max that are not finite numbers
+    or min above max, `integer` that is not true or false, or any of them on a question that is not a number."""
     given = {b: definition[b] for b in BOUNDS if definition.get(b) is not None}
-    if not given:
+    if "integer" in definition and not isinstance(definition["integer"], bool):
+        raise ValueError(f"integer must be true or false, got {definition['integer']!r}")
+    ours = list(given) + (["integer"] if definition.get("integer") else [])
+    if not ours:
         return
     if definition.get("datatype") != "number":
-        raise ValueError(f"{'/'.join(given)} only apply to number questions")
+        raise ValueError(f"{'/'.join(ours)} only apply to number questions")
     for name, bound in given.items():
         if isinstance(bound, bool) or not isinstance(bound, (int, float)) or not math.isfinite(bound):
             raise ValueError(f"{name} must be a finite number, got {bound!r}")
@@ -197,8 +204,10 @@ def _check_number(definition, value, field):
     except ValueError:
         raise InvalidAttribute(f"{name} must be {number_rule(definition)}, not {value[:64]!r}", field=field) from None
     low, high = (definition.get(b) for b in BOUNDS)
-    # NaN and infinities are never an answer, bounds or not (NaN would slip past every comparison)
-    if not math.isfinite(number) or (low is not None and number < low) or (high is not None and number > high):
+    # NaN and infinities are never an answer, bounds or not (NaN would slip past every comparison);
+    # a count takes no fractions (2.5 animals), though 2.0 is 2
+    if (not math.isfinite(number) or (low is not None and number < low) or (high is not None and number > high)
+            or (definition.get("integer") and not number.is_integer())):
         raise InvalidAttribute(f"{name} must be {number_rule(definition)}, not {value[:64]}", field=field)
     return int(number) if number.is_integer() and abs(number) < 2**53 else number
 

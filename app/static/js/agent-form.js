@@ -72,8 +72,10 @@ export function renderAttributes(container, service) {
         return el("div", { class: "field" }, el("span", { class: "label", id: `${id}-label` }, a.description || a.code,
                   a.required ? el("span", { class: "req" }, " *") : null), input, el("p", { class: "err", id: `${id}-err` }));
       case "number":
-        // the question's range (the server refuses outside it too; here the agent sees it before sending)
-        input = el("input", { ...common, type: "number", step: "any", inputmode: "decimal",
+        // the question's range, and whole numbers for a count (the server refuses the rest too; here the
+        // agent sees it before sending)
+        input = el("input", { ...common, type: "number", step: a.integer ? "1" : "any",
+                              inputmode: a.integer ? "numeric" : "decimal",
                               ...(a.min != null ? { min: a.min } : {}), ...(a.max != null ? { max: a.max } : {}) });
         break;
       case "datetime":
@@ -87,6 +89,15 @@ export function renderAttributes(container, service) {
     }
     return el("div", { class: "field" }, label, input, el("p", { class: "err", id: `${id}-err` }));
   }));
+}
+
+// What a number question accepts, in the server's words (gis.services.number_rule).
+function numberRule(a) {
+  const kind = a.integer ? "a whole number" : "a number";
+  if (a.min != null && a.max != null) return `${kind} from ${a.min} to ${a.max}`;
+  if (a.min != null) return `${kind} of at least ${a.min}`;
+  if (a.max != null) return `${kind} of at most ${a.max}`;
+  return kind;
 }
 
 // Read and check the answers; returns { values, errors: [{code, message}] } and marks bad fields.
@@ -104,10 +115,9 @@ export function readAttributes(container, service) {
       if (value !== null && a.datatype === "number" && !Number.isFinite(Number(value))) problem = "must be a number";
       if (value === null && a.datatype === "number" && node.validity && node.validity.badInput) problem = "must be a number";
       if (!problem && value !== null && a.datatype === "number" &&
-          ((a.min != null && Number(value) < a.min) || (a.max != null && Number(value) > a.max))) {
-        problem = (a.min != null && a.max != null ? `must be a number from ${a.min} to ${a.max}`
-          : a.min != null ? `must be a number of at least ${a.min}` : `must be a number of at most ${a.max}`) +
-          `, not ${value}`;
+          ((a.min != null && Number(value) < a.min) || (a.max != null && Number(value) > a.max) ||
+           (a.integer && !Number.isInteger(Number(value))))) {
+        problem = `must be ${numberRule(a)}, not ${value}`;
       }
       if (value !== null && a.datatype === "datetime") {
         const d = new Date(value);
