@@ -278,7 +278,9 @@ def import_layer(engine, path, name, kind, code_field=None, name_field=None, sou
                      {"c": count, "id": layer_id})
         report.loaded = count
     with engine.connect() as conn:  # fresh statistics so the planner uses the GiST index at once
-        conn.execution_options(isolation_level="AUTOCOMMIT").execute(text(f"ANALYZE {table}"))
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        for name in (table, "district_parts") if table == "districts" else (table,):  # parts: migration 0019
+            conn.execute(text(f"ANALYZE {name}"))
     return report
 
 

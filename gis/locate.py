@@ -5,7 +5,8 @@ for every district layer, the district that covers it. A point on a shared bound
 both neighbours; DISTINCT ON (layer) ORDER BY code gives it one deterministic answer.
 
 The same CTE text is embedded in the intake statement (gis/intake.py), so a preview and a submission
-can never disagree about where a point is or which crew gets it.
+can never disagree about where a point is or which crew gets it. The polygons are read as their small
+pieces in district_parts (migration 0019): the same answers for a fraction of the work.
 """
 from dataclasses import dataclass, field
 
@@ -20,15 +21,14 @@ p AS (SELECT ST_SetSRID(ST_MakePoint(CAST(:lon AS float8), CAST(:lat AS float8))
 loc AS (
   SELECT
     (NOT EXISTS (SELECT 1 FROM layers WHERE kind = 'boundary')
-     OR EXISTS (SELECT 1 FROM districts d JOIN layers l ON l.id = d.layer_id
-                WHERE l.kind = 'boundary' AND ST_Covers(d.geom, p.g))) AS inside,
+     OR EXISTS (SELECT 1 FROM district_parts b WHERE b.kind = 'boundary' AND ST_Covers(b.geom, p.g))) AS inside,
     (SELECT jsonb_build_object('parcel_id', pa.parcel_id, 'attributes', pa.attributes)
        FROM parcels pa WHERE ST_Covers(pa.geom, p.g) ORDER BY pa.parcel_id LIMIT 1) AS parcel,
     (SELECT coalesce(jsonb_object_agg(s.layer, jsonb_build_object('code', s.code, 'name', s.name)), '{}'::jsonb)
-       FROM (SELECT DISTINCT ON (l.name) l.name AS layer, d.code, d.name
-               FROM districts d JOIN layers l ON l.id = d.layer_id
-              WHERE l.kind = 'district' AND ST_Covers(d.geom, p.g)
-              ORDER BY l.name, d.code) s) AS districts,
+       FROM (SELECT DISTINCT ON (d.layer) d.layer, d.code, d.name
+               FROM district_parts d
+              WHERE d.kind = 'district' AND ST_Covers(d.geom, p.g)
+              ORDER BY d.layer, d.code) s) AS districts,
     p.g
   FROM p
 )"""

@@ -65,6 +65,21 @@ class District(Base):
     )
 
 
+class DistrictPart(Base):
+    """A piece (at most 64 vertices) of a district or boundary polygon, with its layer and codes copied, so
+    a point lookup reads one small row (migration 0019; triggers on districts and layers keep it equal)."""
+    __tablename__ = "district_parts"
+    district_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("districts.id", ondelete="CASCADE"),
+                                             primary_key=True)
+    part: Mapped[int] = mapped_column(Integer, primary_key=True)
+    layer: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(Text)
+    code: Mapped[str] = mapped_column(Text)
+    name: Mapped[str | None] = mapped_column(Text)
+    geom = mapped_column(Geometry("POLYGON", srid=SRID, spatial_index=False), nullable=False)
+    __table_args__ = (Index("district_parts_geom_gist", "geom", postgresql_using="gist"),)
+
+
 class Parcel(Base):
     __tablename__ = "parcels"
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

@@ -33,7 +33,7 @@ def test_intake_prepares_once_per_session_and_keeps_an_index_driven_generic_plan
         c.rollback()
     assert generic["pin311_intake"] > 0 and "pin311_apikey" in generic, generic
     assert "$1" in plan, "not the generic plan"
-    assert "Index Scan using districts_geom_gist" in plan and "parcels_geom_gist" in plan, plan
+    assert "district_parts_geom_gist" in plan and "parcels_geom_gist" in plan, plan
 
 
 def test_a_session_that_lost_its_prepared_statements_prepares_again(db_url, api_key):
