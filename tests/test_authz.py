@@ -32,6 +32,7 @@ POLICY = {
     ("auth.login", "GET"): EVERYONE,
     ("auth.login", "POST"): EVERYONE,
     ("auth.logout", "POST"): EVERYONE,
+    **{("auth.change_password", m): set(STAFF) for m in ("GET", "POST")},    # one's own password
     # agent console: call-takers and their supervisors
     **{("agent." + e, "GET"): roles("agent", "supervisor") for e in (
         "console", "screen_pop", "caller_history", "csrf_token", "events", "neighbourhoods", "open_requests",
@@ -74,7 +75,8 @@ POLICY = {
     ("open311.create_request", "POST"): "key:open311:write",
     # administration: staff accounts and their sign-in sessions
     **{("admin." + e, "GET"): roles() for e in ("users_page", "user_page")},
-    **{("admin." + e, "POST"): roles() for e in ("end_session", "sign_out_everywhere", "deactivate", "reactivate")},
+    **{("admin." + e, "POST"): roles() for e in (
+        "end_session", "sign_out_everywhere", "deactivate", "reactivate", "reset_password")},
     # Twilio webhooks: only with Twilio's signature, never on a session
     **{("channels." + e, "POST"): NOBODY for e in ("sms", "voice", "voice_menu", "voice_status")},
 }

@@ -10,6 +10,7 @@ PAGES = [  # (path, role signed in or None, a selector that shows the page rende
     ("/agent/", "agent", "canvas.maplibregl-canvas"),
     ("/crew/", "crew", "main"),
     ("/dashboards/", "analyst", "main"),
+    ("/account/password", "agent", "#password-form"),
 ]
 
 

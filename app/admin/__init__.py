@@ -2,12 +2,13 @@
 when — with the means to end one session, all of an account's, or the account itself. Admins only."""
 import logging
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from app.auth import roles_required, session_limits, users
 from app.extensions import db
 from gis import sessions
+from gis.errors import InvalidInput
 
 bp = Blueprint("admin", __name__)
 log = logging.getLogger(__name__)
@@ -59,6 +60,24 @@ def sign_out_everywhere(user_id):
     count = sessions.revoke_all(conn, user_id)
     return _done(conn, user_id, f"{account.username} is signed out everywhere ({count} session"
                                 f"{'' if count == 1 else 's'} ended).", "ended every session")
+
+
+@bp.post("/users/<int:user_id>/password")
+@admins_only
+def reset_password(user_id):
+    """Someone else's new password (forgotten, or the account is feared taken): all their sessions end."""
+    conn = db.connection()
+    account = _account(conn, user_id)
+    if account.id == current_user.id:      # one's own: with the current password, keeping this session
+        flash("Change your own password here, with your current one.", "info")
+        return redirect(url_for("auth.change_password"))
+    try:
+        users.set_password(conn, user_id, request.form.get("new_password", ""))
+    except InvalidInput as exc:
+        flash(f"Not changed: the {exc.message}.", "error")
+        return redirect(url_for("admin.user_page", user_id=user_id))
+    return _done(conn, user_id, f"{account.username} has a new password and is signed out everywhere; "
+                                "give it to them by a safe way.", "set a new password")
 
 
 @bp.post("/users/<int:user_id>/deactivate")

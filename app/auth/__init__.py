@@ -7,11 +7,12 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
-from wtforms.validators import DataRequired, Length
+from wtforms.validators import DataRequired, EqualTo, Length
 
 from app.auth import lockout, users
 from app.extensions import db, limiter, login_manager
 from gis import sessions
+from gis.errors import InvalidInput
 
 bp = Blueprint("auth", __name__)
 
@@ -34,6 +35,15 @@ def session_limits():
 class LoginForm(FlaskForm):
     username = StringField("Username", validators=[DataRequired(), Length(max=80)])
     password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
+
+
+class PasswordForm(FlaskForm):
+    current_password = PasswordField("Current password", validators=[DataRequired(), Length(max=200)])
+    new_password = PasswordField("New password", validators=[
+        DataRequired(), Length(min=users.PASSWORD_MIN, max=200,
+                               message=f"must have at least {users.PASSWORD_MIN} characters")])
+    repeat = PasswordField("New password again", validators=[
+        DataRequired(), EqualTo("new_password", message="does not match the new password")])
 
 
 def roles_required(*roles):
@@ -96,3 +106,25 @@ def logout():
     _end_current_session(db.connection(), "signed out")
     logout_user()
     return redirect(url_for("auth.login"))
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@limiter.limit("20 per minute", methods=["POST"])
+@login_required
+def change_password():
+    """A signed-in person's own new password: every other session of theirs ends, this one stays."""
+    form = PasswordForm()
+    if form.validate_on_submit():
+        conn, me = db.connection(), current_user._get_current_object()
+        try:
+            user = users.change_own_password(conn, me, form.current_password.data, form.new_password.data,
+                                             request.remote_addr, request.user_agent.string)
+        except InvalidInput as exc:
+            getattr(form, exc.field).errors.append(exc.message)
+        else:
+            conn.commit()
+            login_user(user)       # this browser's new session (the old token ended with the others)
+            flash("Your password is changed. You stay signed in here; every other sign-in of yours has ended.",
+                  "info")
+            return redirect(url_for(users.home_endpoint(user)))
+    return render_template("account_password.html", form=form), (400 if request.method == "POST" else 200)

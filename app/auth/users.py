@@ -125,12 +125,19 @@ def authenticate(conn, username, password, refusing=None):
     return None, REFUSED
 
 
+PASSWORD_MIN = 10
+
+
+def _check_new_password(password, field="password"):
+    if not isinstance(password, str) or len(password) < PASSWORD_MIN:
+        raise InvalidInput(f"password must have at least {PASSWORD_MIN} characters", field=field)
+
+
 def create(conn, username, password, role, full_name=None, crew_codes=()):
     """Create or update a staff account (idempotent by username)."""
     if role not in ROLES:
         raise InvalidInput(f"role must be one of {', '.join(ROLES)}", field="role")
-    if len(password) < 10:
-        raise InvalidInput("password must have at least 10 characters", field="password")
+    _check_new_password(password)
     user_id = conn.execute(text("""
         INSERT INTO users (username, password_hash, role, full_name) VALUES (:u, :p, :r, :n)
         ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash, role = excluded.role,
@@ -144,3 +151,26 @@ def create(conn, username, password, role, full_name=None, crew_codes=()):
         if not found:
             raise InvalidInput(f"no crew with code {code!r}", field="crew")
     return user_id
+
+
+def set_password(conn, user_id, password):
+    """Give the account `user_id` a new password; True when it exists. Every session of the account ends
+    with it (0017's trigger), copied cookies included: what an administrator's reset of someone's password
+    must do."""
+    _check_new_password(password, "new_password")
+    return conn.execute(text("UPDATE users SET password_hash = :p WHERE id = :id RETURNING id"),
+                        {"p": generate_password_hash(password), "id": user_id}).first() is not None
+
+
+def change_own_password(conn, user, current, new, address=None, user_agent=None):
+    """`user` (signed in) changes their own password, knowing the current one: every session of the account
+    ends, the one making the change included, and this browser gets a new session at once (returned in
+    `user`, ready for login_user), so the person stays signed in here while a copy of any cookie of theirs,
+    this browser's old one too, is refused. InvalidInput names the field at fault."""
+    row = conn.execute(text("SELECT password_hash FROM users WHERE id = :id"), {"id": user.id}).first()
+    if row is None or not check_password_hash(row.password_hash, current or ""):
+        raise InvalidInput("your current password is not right", field="current_password")
+    if new == current:
+        raise InvalidInput("the new password must differ from the current one", field="new_password")
+    set_password(conn, user.id, new)
+    return sign_in(conn, user, address, user_agent)
