@@ -56,8 +56,8 @@ _NEIGHBOURHOODS = text("""
 SELECT pt.i, d.name
   FROM jsonb_to_recordset(CAST(:points AS jsonb)) AS pt(i int, lat float8, lon float8)
   LEFT JOIN LATERAL (
-    SELECT d.name FROM districts d JOIN layers l ON l.id = d.layer_id
-     WHERE l.name = 'neighborhoods' AND ST_Covers(d.geom, ST_SetSRID(ST_MakePoint(pt.lon, pt.lat), 4326))
+    SELECT d.name FROM district_parts d     -- the polygons in small pieces (migration 0019)
+     WHERE d.layer = 'neighborhoods' AND ST_Covers(d.geom, ST_SetSRID(ST_MakePoint(pt.lon, pt.lat), 4326))
      ORDER BY d.code LIMIT 1) d ON true
  ORDER BY pt.i""")
 
