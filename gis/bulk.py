@@ -1,22 +1,34 @@
 """Historical load of past requests (Boston 311 CSV, Open311 GeoReport v2 JSON lines), set-based.
 
-Rows are read with pyarrow (pandas when pyarrow cannot), located in memory with STRtree
-(gis.spatial_index), routed with the same rules as live intake (gis.routing), de-duplicated by id,
-then COPYed (CSV written by pyarrow) into a staging table and moved into service_requests (with one
-'created' event each, and a 'closed' event for closed ones) by one INSERT … SELECT per chunk. The import
-is all-or-nothing (one transaction); rows already present (same public id) are skipped, so a re-run adds
-nothing.
+Rows are read with pyarrow (pandas when pyarrow cannot), tested against the city boundary and
+de-duplicated by id, then, chunk by chunk, located in memory with STRtree (gis.spatial_index), routed
+with the same rules as live intake (gis.routing), COPYed (CSV written by pyarrow) into a staging table
+and moved into service_requests (with one 'created' event each, and a 'closed' event for closed ones) by
+one INSERT … SELECT. A loader thread runs each chunk's COPY and INSERT on the server while the next chunk
+is prepared in Python. The import is all-or-nothing (one transaction); rows already present (same public
+id) are skipped, so a re-run adds nothing.
 
 The transaction runs with `pin311.bulk = 'on'`, under which the per-row data-version trigger is skipped
 (migration 0011): the 'requests' data version is bumped once, last thing before commit, and the live
 consoles reload on seeing it move (gis/live.py). Each row carries its service's `sensitive` flag, so its
-public point is the generated column's (migration 0018) with no trigger call. Everything else (foreign
-keys, checks, every index) stays live: the table is in use meanwhile.
+public point is the generated column's (migration 0018) with no trigger call.
+
+Two ways to load (`rebuild_indexes`, the CLI's --rebuild-indexes):
+- live ('no'; 'auto' for a load smaller than the table or under 10,000 rows): foreign keys, checks and
+  every index stay live, and intake and readers carry on meanwhile. PostgreSQL's index and foreign-key
+  upkeep is most of the time (~55 µs a request).
+- large load ('yes'; 'auto' for at least 10,000 rows and at least as many as service_requests holds, e.g.
+  the first migration from the old CRM): service_requests and request_events are locked, their secondary
+  indexes and foreign keys dropped, the rows loaded, and the same indexes and constraints made again from
+  the catalog before commit (gis.bulk_indexes) — all in the one transaction, so a failure rolls the drops
+  back too and no other session sees the tables without indexes; they wait for the commit instead. 'auto'
+  waits at most a second for the lock and loads live when the tables stay busy.
 """
 import gzip
 import io
 import json
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,7 +39,7 @@ import pyarrow.json as pa_json
 from sqlalchemy import text
 from tqdm import tqdm
 
-from gis import geocode
+from gis import bulk_indexes, geocode
 from gis.errors import InvalidInput
 from gis.intake import PLACE_MIN_SCORE
 from gis.routing import Router
@@ -55,6 +67,8 @@ class BulkReport:
     placed_by_address: int = 0   # rows on a placeholder point, placed by their address instead
     refused: Counter = field(default_factory=Counter)
     unknown_services: Counter = field(default_factory=Counter)   # the service names behind "unknown service"
+    rebuilt_indexes: bool = False   # loaded with the secondary indexes and foreign keys set aside (gis.bulk_indexes)
+    tables_busy: bool = False       # a large load ('auto') that found the tables in use: loaded with live indexes
 
     def summary(self):
         lines = [f"requests from {self.source}: read {self.read:,}, loaded {self.loaded:,}, "
@@ -62,6 +76,11 @@ class BulkReport:
         if self.placed_by_address:
             lines.append(f"  placed by their address (they were on the City Hall placeholder point): "
                          f"{self.placed_by_address:,}")
+        if self.rebuilt_indexes:
+            lines.append("  loaded as a large load: the tables' secondary indexes and foreign keys were made again")
+        elif self.tables_busy:
+            lines.append("  large enough to rebuild the indexes, but other sessions were using the tables: "
+                         "loaded with live indexes")
         for reason, count in self.refused.most_common():
             lines.append(f"  refused {count:,}: {reason}")
         if self.unknown_services:
@@ -177,6 +196,7 @@ STAGING = """CREATE TEMP TABLE bulk_staging (
     public_id text, service_code text, status text, closure_reason text, description text, address text,
     lon float8, lat float8, parcel_id text, districts jsonb, crew_id int, routed_by text, channel text,
     requested_at timestamptz, expected_at timestamptz, closed_at timestamptz) ON COMMIT DROP"""
+COPY_STAGING = "COPY bulk_staging FROM STDIN WITH (FORMAT csv)"
 STAGED = ["public_id", "code", "status", "closure_reason", "description", "address", "lon", "lat", "parcel_id",
           "districts", "crew_id", "routed_by", "channel", "requested_at", "expected_at", "closed_at"]
 
@@ -212,8 +232,14 @@ SELECT count(*) FROM ins""")
 BUMP_VERSION = text("SELECT pin311_bump_version('requests')")
 
 
-def import_requests(engine, path, fmt, service_code=None, progress=True):
-    """Load a file of past requests; returns a BulkReport. All or nothing."""
+def import_requests(engine, path, fmt, service_code=None, progress=True, rebuild_indexes="auto"):
+    """Load a file of past requests; returns a BulkReport. All or nothing.
+
+    rebuild_indexes ('auto', 'yes', 'no'): whether to load with the tables' secondary indexes and foreign
+    keys set aside and made again before commit (gis.bulk_indexes; 'auto' does it for a load at least as
+    large as the table and of at least LARGE_LOAD_MIN_ROWS rows)."""
+    if rebuild_indexes not in bulk_indexes.MODES:
+        raise InvalidInput(f"rebuild-indexes must be one of {', '.join(bulk_indexes.MODES)}")
     bar = tqdm(total=None, desc="reading", unit="req", disable=not progress, leave=False)
     df, tz = _read(path, fmt)
     report = BulkReport(str(path), read=len(df))
@@ -239,52 +265,99 @@ def import_requests(engine, path, fmt, service_code=None, progress=True):
         keep &= _place_placeholders(conn, df, keep, report)
         df = df[keep]
         index = LayerIndex(conn)
-        where = index.locate(df["lon"].to_numpy(), df["lat"].to_numpy())
-        outside = ~where["inside"]
-        if outside.any():
-            report.refused["outside the city boundary"] += int(outside.sum())
+        inside = index.inside(df["lon"].to_numpy(), df["lat"].to_numpy())
+        if not inside.all():
+            report.refused["outside the city boundary"] += int((~inside).sum())
         # Of the rows left, an id repeated in the file is loaded once: its first row in the file.
-        take = ~outside
+        take = inside.copy()
         take[take] = ~df["public_id"][take].duplicated(keep="first").to_numpy()
-        report.duplicates = int((~outside).sum() - take.sum())
+        report.duplicates = int(inside.sum() - take.sum())
         df = df[take].copy()
-        for key in where:
-            where[key] = where[key][take]
         bar.update(report.read - len(df))          # refused and repeated rows are done with
-        bar.set_description("routing")
-        router = Router(conn)
-        df["districts"] = _districts_json(index, where)
-        crews, routed = router.route_many(df["code"].to_numpy(), where, df["lon"].to_numpy(), df["lat"].to_numpy())
-        df["crew_id"] = pd.array(crews, dtype="Int64")
-        df["routed_by"], df["parcel_id"] = routed, where["parcel_id"]
         for col in ("requested_at", "expected_at", "closed_at"):
             if col in df and hasattr(df[col], "dt"):
                 df[col] = _localize(df[col], tz) if df[col].dt.tz is None else df[col]
-        closed = (df["status"] == "closed").to_numpy()
-        df["status"] = np.where(closed, "closed", "open")
-        df.loc[closed, "closed_at"] = df.loc[closed, "closed_at"].fillna(df.loc[closed, "requested_at"])
-        df["closure_reason"] = np.where(closed, _map_distinct(df["closure_text"], closure_reason), None)
-        df["channel"] = _map_distinct(df["channel_text"], _channel)
         df = df.sort_values("public_id", kind="stable")   # the unique index is filled in order
+        router = Router(conn)
+        rebuild = bulk_indexes.wants_rebuild(rebuild_indexes, len(df), bulk_indexes.rows_present(conn))
+        aside = None
+        if rebuild and len(df):
+            aside = bulk_indexes.set_aside(conn, required=rebuild_indexes == "yes")
+            report.tables_busy = aside is None
         conn.execute(text(STAGING))
-        cursor = conn.connection.driver_connection.cursor()
-        table = _arrow_table(df[STAGED])
         bar.set_description("loading")
-        for start in range(0, len(df), CHUNK):
-            part = table.slice(start, CHUNK)
-            buffer = io.BytesIO()
-            pa_csv.write_csv(part, buffer, pa_csv.WriteOptions(include_header=False))
-            buffer.seek(0)
-            cursor.copy_expert("COPY bulk_staging FROM STDIN WITH (FORMAT csv)", buffer)
-            report.loaded += conn.execute(MOVE).scalar_one()
-            conn.execute(text("TRUNCATE bulk_staging"))
-            bar.update(part.num_rows)
+        report.loaded = _load(conn, df, index, router, bar)
         report.already_present = len(df) - report.loaded
+        if aside:
+            bar.set_description("rebuilding indexes")
+            bulk_indexes.restore(conn, aside)
+        report.rebuilt_indexes = bool(aside)
         if report.loaded:
             conn.execute(BUMP_VERSION)
         bar.set_description("committing")
     bar.close()
     return report
+
+
+def _load(conn, df, index, router, bar):
+    """Stage and move df chunk by chunk; returns the rows inserted. Two stages overlap: this thread
+    locates, routes and writes the CSV of chunk k+1 while a loader thread has the server COPY and move
+    chunk k (psycopg2 lets go of the GIL while it waits for the server), so with a core each the wall
+    time tends to the larger of the two instead of their sum. The loader uses the transaction's own
+    connection, one statement at a time, and this thread touches the connection only once it is done."""
+    cursor = conn.connection.driver_connection.cursor()
+    move = MOVE.text
+
+    def load(csv, rows):
+        cursor.copy_expert(COPY_STAGING, io.BytesIO(csv), size=1 << 20)
+        cursor.execute(move)
+        (loaded,) = cursor.fetchone()
+        cursor.execute("TRUNCATE bulk_staging")
+        return loaded, rows
+
+    loaded = 0
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pin311-bulk-load") as loader:
+        pending = None
+        try:
+            for start in range(0, len(df), CHUNK):
+                part = df.iloc[start:start + CHUNK]
+                csv = _staged_csv(part, index, router)
+                if pending is not None:
+                    n, rows = pending.result()
+                    loaded += n
+                    bar.update(rows)
+                pending = loader.submit(load, csv, len(part))
+            if pending is not None:
+                n, rows = pending.result()
+                loaded += n
+                bar.update(rows)
+        finally:
+            if pending is not None:
+                pending.cancel()        # an error here: the executor still waits for a running load
+    cursor.close()
+    return loaded
+
+
+def _staged_csv(part, index, router):
+    """One chunk's staging rows as CSV for COPY: located, routed, closure and channel mapped."""
+    lons, lats = part["lon"].to_numpy(), part["lat"].to_numpy()
+    where = index.locate(lons, lats, boundary=False)          # every row here is inside (checked above)
+    crews, routed = router.route_many(part["code"].to_numpy(), where, lons, lats)
+    closed = (part["status"] == "closed").to_numpy()
+    closed_at = part["closed_at"].where(~closed | part["closed_at"].notna(), part["requested_at"])
+    staged = pd.DataFrame({
+        "public_id": part["public_id"], "code": part["code"],
+        "status": np.where(closed, "closed", "open"),
+        "closure_reason": np.where(closed, _map_distinct(part["closure_text"], closure_reason), None),
+        "description": part["description"], "address": part["address"], "lon": lons, "lat": lats,
+        "parcel_id": where["parcel_id"], "districts": _districts_json(index, where),
+        "crew_id": pd.array(crews, dtype="Int64"), "routed_by": routed,
+        "channel": _map_distinct(part["channel_text"], _channel),
+        "requested_at": part["requested_at"], "expected_at": part["expected_at"], "closed_at": closed_at,
+    }, index=part.index)
+    buffer = io.BytesIO()
+    pa_csv.write_csv(_arrow_table(staged[STAGED]), buffer, pa_csv.WriteOptions(include_header=False))
+    return buffer.getvalue()
 
 
 def _arrow_table(df):

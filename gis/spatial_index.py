@@ -82,8 +82,12 @@ class LayerIndex:
     def layer_names(self):
         return sorted(self.districts)
 
-    def locate(self, lons, lats):
-        """dict: 'inside' (bool array), 'parcel_id' and one code array per district layer."""
+    def locate(self, lons, lats, boundary=True, parts=True):
+        """dict: 'inside' (bool array), 'parcel_id' and one code array per district layer.
+
+        boundary=False skips the boundary test ('inside' is then just "has valid coordinates"), for points
+        already known to be inside; parts=False stops after it (see inside()). The bulk import tests the
+        whole file against the boundary first, then locates the rows it keeps chunk by chunk."""
         lons = np.asarray(lons, dtype=float)
         lats = np.asarray(lats, dtype=float)
         valid = np.isfinite(lons) & np.isfinite(lats) & (np.abs(lats) <= 90) & (np.abs(lons) <= 180)
@@ -91,11 +95,17 @@ class LayerIndex:
         points[~valid] = None
         tree, n = shapely.STRtree(points), len(points)   # missing points are left out of the tree
         result = {}
-        if self.boundary is not None:
+        if boundary and self.boundary is not None:
             result["inside"] = (self.boundary.assign(tree, n) != None) & valid  # noqa: E711
         else:
             result["inside"] = valid
+        if not parts:
+            return result
         result["parcel_id"] = self.parcels.assign(tree, n) if self.parcels else np.full(n, None, object)
         for layer, layer_tree in self.districts.items():
             result[layer] = layer_tree.assign(tree, n)
         return result
+
+    def inside(self, lons, lats):
+        """Bool array: the point has valid coordinates and the city boundary covers it (no layer lookups)."""
+        return self.locate(lons, lats, parts=False)["inside"]
