@@ -5,13 +5,13 @@ A missing or malformed setting fails at start-up with a message that names it, n
 import os
 import secrets
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 import limits
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from app import localdb
+from gis import site
 from gis.db import city_timezone
 
 
@@ -43,13 +43,12 @@ def uses_local_cluster():
 
 
 def _public_url():
-    """PIN311_PUBLIC_URL ('https://311.example.gov'): the site's own address, from which the links that are
-    stored (a resident's photo) are made: a request's Host header is the client's to write."""
-    url = os.environ.get("PIN311_PUBLIC_URL", "").strip().rstrip("/")
-    parts = urlsplit(url)
-    if url and (parts.scheme not in ("http", "https") or not parts.netloc or parts.path or parts.query):
-        raise ConfigError(f"PIN311_PUBLIC_URL must be the site's address such as https://311.example.gov, got {url!r}")
-    return url
+    """PIN311_PUBLIC_URL (gis.site, which the worker reads too): the site's own address, from which the links
+    that are stored (a resident's photo) are made: a request's Host header is the client's to write."""
+    try:
+        return site.public_url()
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _int(name, default):

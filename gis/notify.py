@@ -30,6 +30,7 @@ from pathlib import Path
 from sqlalchemy import text
 from twilio.base.exceptions import TwilioException   # small; the client itself is imported when SMS is set up
 
+from gis import site
 from gis.lifecycle import DUPLICATE_NOTE
 
 TOPIC = "notify"
@@ -82,7 +83,9 @@ def message(kind, row, channel="sms", env=os.environ):
 
     {follow_up} is how the caller follows the request ({merged} for a merge): texts say "Reply STATUS n
     … STOP to stop texts", which means nothing in an e-mail; e-mails give the request's status page
-    when the site's public address is known (PIN311_PUBLIC_URL), else nothing.
+    when the site's public address is known (PIN311_PUBLIC_URL, read by gis.site), else nothing; a malformed
+    one is a ValueError, so the e-mail waits (its delivery is retried, the outbox row's error says why) rather
+    than go out with a broken link.
     """
     merged, note = getattr(row, "merged_into", None), row.public_note
     if kind == "closed" and merged:
@@ -92,11 +95,11 @@ def message(kind, row, channel="sms", env=os.environ):
     template = (path if path.exists() else MESSAGES / "updated.txt").read_text()
     because = CLOSED_BECAUSE.get(getattr(row, "closure_reason", None))
     follow = merged or row.public_id
-    site = (env.get("PIN311_PUBLIC_URL") or "").strip().rstrip("/")
     if channel == "sms":
         follow_up = f" Reply STATUS {follow} any time; STOP to stop texts."
     else:
-        follow_up = f" Its status: {site}/requests/{follow}" if site else ""
+        address = site.public_url(env)
+        follow_up = f" Its status: {address}/requests/{follow}" if address else ""
     return template.strip().format(
         number=row.public_id, service=row.service_name, crew=row.crew_name or "the responsible crew",
         note=f" {note}" if note else "", status=row.status.replace("_", " "),
