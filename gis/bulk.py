@@ -18,11 +18,13 @@ Two ways to load (`rebuild_indexes`, the CLI's --rebuild-indexes):
   every index stay live, and intake and readers carry on meanwhile. PostgreSQL's index and foreign-key
   upkeep is most of the time (~55 µs a request).
 - large load ('yes'; 'auto' for at least 10,000 rows and at least as many as service_requests holds, e.g.
-  the first migration from the old CRM): service_requests and request_events are locked, their secondary
-  indexes and foreign keys dropped, the rows loaded, and the same indexes and constraints made again from
-  the catalog before commit (gis.bulk_indexes) — all in the one transaction, so a failure rolls the drops
-  back too and no other session sees the tables without indexes; they wait for the commit instead. 'auto'
-  waits at most a second for the lock and loads live when the tables stay busy.
+  the first migration from the old CRM): service_requests and request_events are locked (with the tables
+  their foreign keys join), their indexes, keys and foreign keys dropped, the rows loaded (ids already
+  present left out beforehand, as there is no unique index for ON CONFLICT), and the same indexes and
+  constraints made again from the catalog before commit (gis.bulk_indexes) — all in the one transaction,
+  so a failure rolls the drops back too and no other session sees the tables without indexes; they wait
+  for the commit instead. 'auto' waits at most a second for the lock and loads live when the tables stay
+  busy.
 """
 import gzip
 import io
@@ -67,7 +69,7 @@ class BulkReport:
     placed_by_address: int = 0   # rows on a placeholder point, placed by their address instead
     refused: Counter = field(default_factory=Counter)
     unknown_services: Counter = field(default_factory=Counter)   # the service names behind "unknown service"
-    rebuilt_indexes: bool = False   # loaded with the secondary indexes and foreign keys set aside (gis.bulk_indexes)
+    rebuilt_indexes: bool = False   # loaded with the indexes, keys and foreign keys set aside (gis.bulk_indexes)
     tables_busy: bool = False       # a large load ('auto') that found the tables in use: loaded with live indexes
 
     def summary(self):
@@ -77,7 +79,7 @@ class BulkReport:
             lines.append(f"  placed by their address (they were on the City Hall placeholder point): "
                          f"{self.placed_by_address:,}")
         if self.rebuilt_indexes:
-            lines.append("  loaded as a large load: the tables' secondary indexes and foreign keys were made again")
+            lines.append("  loaded as a large load: the tables' indexes, keys and foreign keys were made again")
         elif self.tables_busy:
             lines.append("  large enough to rebuild the indexes, but other sessions were using the tables: "
                          "loaded with live indexes")
@@ -203,7 +205,7 @@ STAGED = ["public_id", "code", "status", "closure_reason", "description", "addre
 # `sensitive` from the service (the foreign key of 0018 holds it equal; public_geom is generated from it).
 # Ids are unique in the staging table (de-duplicated in Python); ON CONFLICT skips the ones already in
 # service_requests.
-MOVE = text("""
+MOVE = """
 WITH ins AS (
   INSERT INTO service_requests (public_id, service_code, sensitive, status, closure_reason, description, geom,
         address, parcel_id, districts, crew_id, routed_by, channel, requested_at, updated_at, expected_at, closed_at)
@@ -225,7 +227,10 @@ WITH ins AS (
          ) e (kind, status, note, at, data)
    WHERE e.kind = 'created' OR ins.status = 'closed'
 )
-SELECT count(*) FROM ins""")
+SELECT count(*) FROM ins"""
+
+# The same for rows known to be new (a large load, which has dropped the unique index ON CONFLICT needs).
+MOVE_NEW = MOVE.replace("  ON CONFLICT (public_id) DO NOTHING\n", "")
 
 # Done once for the whole load instead of per row (see migration 0011), last thing before the commit.
 # Live consoles see the version move with no new request in their window and reload (gis/live.py).
@@ -235,8 +240,8 @@ BUMP_VERSION = text("SELECT pin311_bump_version('requests')")
 def import_requests(engine, path, fmt, service_code=None, progress=True, rebuild_indexes="auto"):
     """Load a file of past requests; returns a BulkReport. All or nothing.
 
-    rebuild_indexes ('auto', 'yes', 'no'): whether to load with the tables' secondary indexes and foreign
-    keys set aside and made again before commit (gis.bulk_indexes; 'auto' does it for a load at least as
+    rebuild_indexes ('auto', 'yes', 'no'): whether to load with the tables' indexes, keys and foreign keys
+    set aside and made again before commit (gis.bulk_indexes; 'auto' does it for a load at least as
     large as the table and of at least LARGE_LOAD_MIN_ROWS rows)."""
     if rebuild_indexes not in bulk_indexes.MODES:
         raise InvalidInput(f"rebuild-indexes must be one of {', '.join(bulk_indexes.MODES)}")
@@ -280,14 +285,21 @@ def import_requests(engine, path, fmt, service_code=None, progress=True, rebuild
         df = df.sort_values("public_id", kind="stable")   # the unique index is filled in order
         router = Router(conn)
         rebuild = bulk_indexes.wants_rebuild(rebuild_indexes, len(df), bulk_indexes.rows_present(conn))
-        aside = None
+        to_load, aside, move = len(df), None, MOVE
         if rebuild and len(df):
-            aside = bulk_indexes.set_aside(conn, required=rebuild_indexes == "yes")
-            report.tables_busy = aside is None
+            if bulk_indexes.lock(conn, required=rebuild_indexes == "yes"):
+                # Without the unique index there is no ON CONFLICT: the ids already present are left out
+                # here instead, looked up while the index still exists (and the lock keeps it so).
+                present = conn.execute(text("SELECT public_id FROM service_requests WHERE public_id = ANY(:ids)"),
+                                       {"ids": df["public_id"].tolist()}).scalars().all()
+                df = df[~df["public_id"].isin(present)]
+                aside, move = bulk_indexes.set_aside(conn), MOVE_NEW
+            else:
+                report.tables_busy = True
         conn.execute(text(STAGING))
         bar.set_description("loading")
-        report.loaded = _load(conn, df, index, router, bar)
-        report.already_present = len(df) - report.loaded
+        report.loaded = _load(conn, df, index, router, bar, move)
+        report.already_present = to_load - report.loaded
         if aside:
             bar.set_description("rebuilding indexes")
             bulk_indexes.restore(conn, aside)
@@ -299,14 +311,13 @@ def import_requests(engine, path, fmt, service_code=None, progress=True, rebuild
     return report
 
 
-def _load(conn, df, index, router, bar):
+def _load(conn, df, index, router, bar, move):
     """Stage and move df chunk by chunk; returns the rows inserted. Two stages overlap: this thread
     locates, routes and writes the CSV of chunk k+1 while a loader thread has the server COPY and move
     chunk k (psycopg2 lets go of the GIL while it waits for the server), so with a core each the wall
     time tends to the larger of the two instead of their sum. The loader uses the transaction's own
     connection, one statement at a time, and this thread touches the connection only once it is done."""
     cursor = conn.connection.driver_connection.cursor()
-    move = MOVE.text
 
     def load(csv, rows):
         cursor.copy_expert(COPY_STAGING, io.BytesIO(csv), size=1 << 20)

@@ -1,19 +1,22 @@
-"""Large loads without live index upkeep: the loaded tables' secondary indexes and foreign keys are set
-aside inside the load's transaction and made again from their catalog definitions before it commits,
-as pg_restore and pgloader do.
+"""Large loads without live index upkeep: the loaded tables' indexes and keys are set aside inside the
+load's transaction and made again from their catalog definitions before it commits, as pg_restore and
+pgloader do.
 
-Kept live in every mode: primary keys, unique indexes and the constraints backing them (the import's
-ON CONFLICT (public_id) needs one; a unique index rebuilt after the load could fail it for nothing), any
-index a constraint uses, and the foreign keys of other tables that reference the loaded ones (they are
-checked on those tables' writes, not on ours). Set aside: every other valid index of service_requests and
-request_events (GiST and B-tree), and every foreign key declared on them (to crews, services, and
-request_events → service_requests). Re-adding a foreign key checks every row of its table in one join,
-so the constraints hold exactly as before; the new index and constraint objects are the same definitions
-under the same names (pg_get_indexdef / pg_get_constraintdef), so migrations stay the one source.
+Set aside, for service_requests and request_events: every valid index (GiST and B-tree), their primary
+key, unique and exclusion constraints, the foreign keys declared on them (to crews, services, and
+request_events → service_requests) and the foreign keys of other tables that reference them (contacts,
+sweep_requests, notifications, duplicate_of). Made again in that order — keys, indexes, foreign keys —
+under the same names from pg_get_constraintdef / pg_get_indexdef, so migrations stay the one source of
+the schema. Re-adding a key checks uniqueness over the whole table and re-adding a foreign key checks every
+row of its table in one join, so the constraints hold exactly as before. Check and not-null constraints
+stay live (they cost nothing worth saving). Invalid indexes (a failed CREATE INDEX CONCURRENTLY) are left
+as they are.
 
-The tables are locked (ACCESS EXCLUSIVE) before anything is dropped, in the same transaction: no other
-session ever sees them without their indexes — readers and writers wait for the commit instead — and a
-failure anywhere rolls the drops back with the load.
+Every table whose constraints are dropped, and the tables the foreign keys point to (services, crews),
+are locked (ACCESS EXCLUSIVE, one LOCK statement, referenced tables first) before anything is dropped, in
+the same transaction: no other session ever sees a table without its indexes or keys — readers and
+writers of requests, and of the catalogue, wait for the commit instead — and a failure anywhere rolls
+the drops back with the load.
 """
 from dataclasses import dataclass
 
@@ -23,22 +26,23 @@ from gis.errors import InvalidInput
 
 LOADED_TABLES = ("service_requests", "request_events")
 # Auto mode rebuilds when the rows to load are at least this many and at least as many as the table holds:
-# upkeep of the live indexes and foreign keys costs ~55 µs per loaded request (RESULTS.md, 2026-12-07), a
-# rebuild ~10 µs per request in the table after the load, and the lock it needs holds other writers back
-# for the load's duration, which on a table much larger than the load is longer than the load itself.
+# upkeep of the live indexes, keys and foreign keys costs ~60 µs per loaded request (bench/RESULTS.md,
+# 2026-12-07), a rebuild ~10 µs per request in the table after the load, and the lock it needs holds
+# everyone else back for the load's duration, which on a table much larger than the load is mostly rebuild.
 LARGE_LOAD_MIN_ROWS = 10_000
 MODES = ("auto", "yes", "no")
 # Sorting for the index builds in memory: the server's default (often 64 MB) spills large builds to disk.
 MAINTENANCE_WORK_MEM = "1GB"
+# How long 'auto' waits for the lock before loading with live indexes instead: a waiting ACCESS EXCLUSIVE
+# request queues every later reader behind it, so it must not wait long for a mere speed-up.
+AUTO_LOCK_WAIT = "1s"
 
 
 @dataclass
 class SetAside:
+    keys: list             # (table, constraint name, definition): primary key, unique, exclusion
     indexes: list          # (name, CREATE INDEX statement)
     foreign_keys: list     # (table, constraint name, definition)
-
-    def __len__(self):
-        return len(self.indexes) + len(self.foreign_keys)
 
 
 def rows_present(conn, table="service_requests"):
@@ -60,46 +64,60 @@ def wants_rebuild(mode, to_load, present):
     return mode == "yes"
 
 
+_CONSTRAINT = ("SELECT CAST(c.conrelid AS regclass)::text AS tbl, quote_ident(c.conname) AS name, "
+               "pg_get_constraintdef(c.oid) AS ddl FROM pg_constraint c ")
+_KEYS = text(_CONSTRAINT + """
+ WHERE c.contype IN ('p', 'u', 'x') AND c.conrelid = ANY (CAST(:tables AS regclass[]))
+ ORDER BY c.conrelid, c.conname""")
+_FOREIGN_KEYS = text(_CONSTRAINT + """
+ WHERE c.contype = 'f' AND (c.conrelid = ANY (CAST(:tables AS regclass[]))
+                            OR c.confrelid = ANY (CAST(:tables AS regclass[])))
+ ORDER BY c.conrelid, c.conname""")
 _INDEXES = text("""
 SELECT quote_ident(ns.nspname) || '.' || quote_ident(ic.relname) AS name, pg_get_indexdef(i.indexrelid) AS ddl
   FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_namespace ns ON ns.oid = ic.relnamespace
- WHERE i.indrelid = ANY (CAST(:tables AS regclass[]))
-   AND NOT i.indisprimary AND NOT i.indisunique AND i.indisvalid
-   AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
+ WHERE i.indrelid = ANY (CAST(:tables AS regclass[])) AND i.indisvalid
+   AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid AND c.conrelid = i.indrelid
+                                                   AND c.contype IN ('p', 'u', 'x'))
  ORDER BY ic.relname""")
-_FOREIGN_KEYS = text("""
-SELECT CAST(c.conrelid AS regclass)::text AS tbl, quote_ident(c.conname) AS name, pg_get_constraintdef(c.oid) AS ddl
-  FROM pg_constraint c
- WHERE c.contype = 'f' AND c.conrelid = ANY (CAST(:tables AS regclass[]))
- ORDER BY c.conrelid, c.conname""")
+_REFERENCED = text("""SELECT DISTINCT CAST(confrelid AS regclass)::text FROM pg_constraint
+                         WHERE contype = 'f' AND conrelid = ANY (CAST(:tables AS regclass[])) ORDER BY 1""")
+_REFERENCING = text("""SELECT DISTINCT CAST(conrelid AS regclass)::text FROM pg_constraint
+                          WHERE contype = 'f' AND confrelid = ANY (CAST(:tables AS regclass[])) ORDER BY 1""")
 
 
-# How long 'auto' waits for the lock before loading with live indexes instead: a waiting ACCESS EXCLUSIVE
-# request queues every later reader behind it, so it must not wait long for a mere speed-up.
-AUTO_LOCK_WAIT = "1s"
-
-
-def set_aside(conn, required=True, tables=LOADED_TABLES):
-    """Lock the tables, then drop their secondary indexes and foreign keys; returns what restore() makes
-    again. The lock is waited for up to the session's lock_timeout when `required` (then a clear error,
-    nothing changed), up to AUTO_LOCK_WAIT otherwise (then None: nothing dropped, load with live indexes)."""
+def lock(conn, required=True, tables=LOADED_TABLES):
+    """Lock the tables, the tables their foreign keys point to and those whose foreign keys point to them
+    (in that order: the order intake takes them in). Waits up to the session's lock_timeout when `required`
+    (then a clear error), up to AUTO_LOCK_WAIT otherwise (then False: nothing locked, load live)."""
+    params = {"tables": list(tables)}
+    referenced = [t for t in conn.execute(_REFERENCED, params).scalars() if t not in tables]
+    referencing = [t for t in conn.execute(_REFERENCING, params).scalars() if t not in tables + tuple(referenced)]
     try:
-        with conn.begin_nested():        # a lock timeout rolls back to here, not the whole import
+        with conn.begin_nested():        # a lock timeout (or deadlock) rolls back to here, not the import
             if not required:
                 conn.execute(text(f"SET LOCAL lock_timeout = '{AUTO_LOCK_WAIT}'"))   # undone below
-            conn.execute(text(f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE"))
+            conn.execute(text(f"LOCK TABLE {', '.join(referenced + list(tables) + referencing)} "
+                              "IN ACCESS EXCLUSIVE MODE"))
     except exc.OperationalError as error:
         if not required:
-            return None
+            return False
         raise InvalidInput(f"could not lock {', '.join(tables)} for a load with rebuilt indexes (other sessions "
                            f"are using them: {str(error.orig).strip().splitlines()[0]}); try again, or load with "
                            "--rebuild-indexes no (slower, the tables stay in use)") from None
     conn.execute(text("SELECT set_config('lock_timeout', reset_val, true) FROM pg_settings "
                       "WHERE name = 'lock_timeout'"))
+    return True
+
+
+def set_aside(conn, tables=LOADED_TABLES):
+    """Drop what the module docstring lists (the tables locked by lock() first); returns what restore()
+    makes again."""
+    params = {"tables": list(tables)}
     conn.execute(text(f"SET LOCAL maintenance_work_mem = '{MAINTENANCE_WORK_MEM}'"))
-    aside = SetAside(conn.execute(_INDEXES, {"tables": list(tables)}).all(),
-                     conn.execute(_FOREIGN_KEYS, {"tables": list(tables)}).all())
-    for table, name, _ in aside.foreign_keys:
+    aside = SetAside(conn.execute(_KEYS, params).all(), conn.execute(_INDEXES, params).all(),
+                     conn.execute(_FOREIGN_KEYS, params).all())
+    for table, name, _ in aside.foreign_keys + aside.keys:       # foreign keys first: they need the keys
         _run(conn, f"ALTER TABLE {table} DROP CONSTRAINT {name}")    # names from the catalog, quoted
     for name, _ in aside.indexes:
         _run(conn, f"DROP INDEX {name}")
@@ -114,9 +132,10 @@ def _run(conn, sql):
 
 
 def restore(conn, aside):
-    """Make again what set_aside() dropped: the indexes (built from the loaded table), then the foreign keys
-    (each checks all its table's rows)."""
-    # The catalog's own text, run as it is (no bind-parameter parsing of its casts and literals).
+    """Make again what set_aside() dropped: keys (each checks its table's rows are unique), indexes, then
+    foreign keys (each checks every row of its table)."""
+    for table, name, ddl in aside.keys:
+        _run(conn, f"ALTER TABLE {table} ADD CONSTRAINT {name} {ddl}")
     for _, ddl in aside.indexes:
         _run(conn, ddl)
     for table, name, ddl in aside.foreign_keys:

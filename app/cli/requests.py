@@ -31,7 +31,7 @@ def group():
 @click.option("--service", "service_code", help="file every row under this service code")
 @click.option("--rebuild-indexes", "rebuild", type=click.Choice(bulk_indexes.MODES), default="auto",
               show_default=True,
-              help="load with the tables' secondary indexes and foreign keys dropped and made again before "
+              help="load with the tables' indexes, keys and foreign keys dropped and made again before "
                    "commit (yes), with them live (no), or decide by size (auto)")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 def import_(path, fmt, service_code, rebuild, quiet):
@@ -43,11 +43,13 @@ def import_(path, fmt, service_code, rebuild, quiet):
     \b
     A large load (--rebuild-indexes auto: at least 10,000 rows and at least as many as service_requests
     already holds, e.g. the first migration from the old CRM; or --rebuild-indexes yes) locks
-    service_requests and request_events, drops their secondary indexes and foreign keys, loads, and makes
-    them again from the database's own definitions before committing, all in the one transaction: several
-    times faster, but intake, the map and every other reader of requests wait for the load to finish
+    service_requests and request_events (and the tables their foreign keys join: services, crews,
+    contacts, sweeps, notifications), drops their indexes, keys and foreign keys, loads, and makes them
+    again from the database's own definitions before committing, all in the one transaction: faster, but
+    intake, the map, the catalogue and every other reader of those tables wait for the load to finish
     (web requests give up after their 5 s timeout). A failure rolls everything back, indexes included.
-    With --rebuild-indexes no the tables stay in use throughout.
+    'auto' loads with live indexes when the tables stay busy for a second; --rebuild-indexes no always
+    does, and the tables stay in use throughout.
     """
     started = time.perf_counter()
     report = bulk.import_requests(engine_for(database_url()), path, fmt or _guess_format(path),
