@@ -246,10 +246,10 @@ def import_requests(engine, path, fmt, service_code=None, progress=True, rebuild
     if rebuild_indexes not in bulk_indexes.MODES:
         raise InvalidInput(f"rebuild-indexes must be one of {', '.join(bulk_indexes.MODES)}")
     bar = tqdm(total=None, desc="reading", unit="req", disable=not progress, leave=False)
-    df, tz = _read(path, fmt)
-    report = BulkReport(str(path), read=len(df))
-    bar.reset(total=len(df))
-    with engine.begin() as conn:
+    with engine.begin() as conn, ThreadPoolExecutor(max_workers=1, thread_name_prefix="pin311-bulk-read") as reader:
+        # The file is read in a thread while this one loads the layers and rules (the parsers and the
+        # database driver let go of the GIL for most of it); the connection stays with this thread.
+        reading = reader.submit(_read, path, fmt)
         # Skips the per-row triggers this load replaces, set-based (migration 0011); SET LOCAL ends with
         # the transaction, so the pooled connection goes back as it came.
         conn.execute(text("SET LOCAL pin311.bulk = 'on'"))
@@ -257,6 +257,10 @@ def import_requests(engine, path, fmt, service_code=None, progress=True, rebuild
         conn.execute(text("SET LOCAL statement_timeout = '15min'"))
         services = {r.name.lower(): r.code for r in conn.execute(text("SELECT code, name FROM services"))}
         codes = set(services.values())
+        index, router = LayerIndex(conn), Router(conn)
+        df, tz = reading.result()
+        report = BulkReport(str(path), read=len(df))
+        bar.reset(total=len(df))
         if service_code:
             if service_code not in codes:
                 raise InvalidInput(f"unknown service code {service_code!r}")
@@ -269,7 +273,6 @@ def import_requests(engine, path, fmt, service_code=None, progress=True, rebuild
         keep = _refuse(df, report)
         keep &= _place_placeholders(conn, df, keep, report)
         df = df[keep]
-        index = LayerIndex(conn)
         inside = index.inside(df["lon"].to_numpy(), df["lat"].to_numpy())
         if not inside.all():
             report.refused["outside the city boundary"] += int((~inside).sum())
@@ -283,7 +286,6 @@ def import_requests(engine, path, fmt, service_code=None, progress=True, rebuild
             if col in df and hasattr(df[col], "dt"):
                 df[col] = _localize(df[col], tz) if df[col].dt.tz is None else df[col]
         df = df.sort_values("public_id", kind="stable")   # the unique index is filled in order
-        router = Router(conn)
         rebuild = bulk_indexes.wants_rebuild(rebuild_indexes, len(df), bulk_indexes.rows_present(conn))
         to_load, aside, move = len(df), None, MOVE
         if rebuild and len(df):
@@ -446,12 +448,17 @@ def _map_distinct(values, fn):
 def _districts_json(index, where):
     """The districts column as JSON text, {layer: {code, name}} for each layer covering the point.
 
-    Built per layer from one JSON fragment per distinct code (a few dozen), not per row."""
+    Built once per distinct combination of codes (a few hundred: neighbouring districts nest), not per row."""
     n = len(where["inside"])
-    out = np.full(n, "", dtype=object)
-    for layer in index.layer_names:
-        codes = pd.Series(where[layer], dtype=object)
-        fragments = {code: f"{json.dumps(layer)}: {json.dumps({'code': code, 'name': index.names[layer].get(code)})}, "
-                     for code in pd.unique(codes.dropna())}
-        out += codes.map(fragments).fillna("").to_numpy(dtype=object)
-    return ["{" + s[:-2] + "}" for s in out]
+    layers = index.layer_names
+    combo = np.zeros(n, dtype=np.int64)
+    for layer in layers:       # rows with the same code in every layer get the same number (None is -1)
+        codes = pd.factorize(where[layer])[0]
+        combo = pd.factorize(combo * (int(codes.max(initial=-1)) + 2) + codes + 1)[0]
+    texts = []
+    for row in np.unique(combo, return_index=True)[1]:     # combo numbers are 0, 1, … in order of first row
+        codes = {layer: where[layer][row] for layer in layers if where[layer][row] is not None}
+        parts = [f"{json.dumps(layer)}: {json.dumps({'code': code, 'name': index.names[layer].get(code)})}"
+                 for layer, code in codes.items()]
+        texts.append("{" + ", ".join(parts) + "}")
+    return np.array(texts, dtype=object)[combo]
