@@ -1,15 +1,14 @@
-"""The agent console in a real browser (Debian's chromium): each test is a path an agent walks on a call."""
+"""The agent console in a real browser (Debian's chromium): each test is a path an agent walks on a call —
+the pin and its crew, the caller's history, the questions, refusals, the session, the next call."""
 import re
 import time
 
 import pytest
 from sqlalchemy import text
 
-from gis import intake
-from tests.conftest import STAFF_PASSWORD, browser_login, screenshot
+from tests.conftest import STAFF_PASSWORD, screenshot
+from tests.console_fixtures import CAMBRIDGE, JUMP, PROJECT, SOUTH_BOSTON, _drag_pin_to, _open_console, _pick, _ticket
 
-CAMBRIDGE = (42.3736, -71.1097)
-SOUTH_BOSTON = (42.3345, -71.0398)      # 615 E Fourth St: police C6
 
 # An address in police district C6 close to the line with a neighbouring district, and the point
 # mirrored across that line (so it lies in the neighbour), with the neighbour's animal-control crew.
@@ -37,48 +36,8 @@ SELECT m.number, m.street, ST_Y(m.geom) AS lat, ST_X(m.geom) AS lon, ST_Y(dp) AS
  ORDER BY m.street, m.number LIMIT 1""")
 
 
-PROJECT = "([lat, lon]) => { const p = window.pin311Console.map.project([lon, lat]); return [p.x, p.y]; }"
-JUMP = "([lat, lon]) => window.pin311Console.map.jumpTo({center: [lon, lat], zoom: 15})"
-
-
-def _open_console(page, live_server, username, path="/agent/"):
-    browser_login(page, live_server, username)
-    page.wait_for_url(re.compile(r".*/agent/.*"))
-    if path != "/agent/":
-        page.goto(f"{live_server}{path}")
-    page.wait_for_function("window.pin311Console && window.pin311Console.map.loaded()", timeout=20000)
-
-
-def _pick(page, box, words, option_text):
-    page.fill(box, words)
-    page.wait_for_selector(f"{box.replace('-search', '-options')} li[role=option]:has-text('{option_text}')")
-    options = page.locator(f"{box.replace('-search', '-options')} li[role=option]")
-    for i in range(options.count()):   # walk to the option with the keyboard, as an agent would
-        if option_text in options.nth(i).inner_text():
-            break
-        page.press(box, "ArrowDown")
-    page.press(box, "Enter")
-
-
 def _panel(page, key):
     return page.locator(f"#place [data-k={key}]")
-
-
-def _drag_pin_to(page, lat, lon):
-    """Drag the marker with the mouse so that it lands on (lat, lon)."""
-    src = page.evaluate("""() => { const m = window.pin311Console.map;
-        const el = document.querySelector('.maplibregl-marker');
-        const p = m.project([+el.dataset.lon, +el.dataset.lat]); return [p.x, p.y]; }""")
-    dst = page.evaluate(PROJECT, [lat, lon])
-    box = page.locator(".maplibregl-marker").bounding_box()
-    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 3
-    page.mouse.move(x, y)
-    page.mouse.down()
-    steps = 12
-    for i in range(1, steps + 1):
-        page.mouse.move(x + (dst[0] - src[0]) * i / steps, y + (dst[1] - src[1]) * i / steps)
-        time.sleep(0.03)
-    page.mouse.up()
 
 
 @pytest.fixture
@@ -135,14 +94,6 @@ def test_search_drag_across_police_line_then_submit(page, live_server, staff, ac
                             "'Brown dog, no collar, near the corner'")) == 1
 
 
-def _ticket(conn, lat, lon, phone=None, first_name=None, service="animal-generic", attributes=None,
-            actor="agent:other"):
-    contact = {"phone": phone, "first_name": first_name} if phone else {}
-    return intake.submit_request(conn, intake.NewRequest(
-        service_code=service, lat=lat, lon=lon, attributes=attributes or {"animal_type": "dog"},
-        description="earlier call", channel="agent", actor=actor, contact=contact))
-
-
 def test_screen_pop_shows_the_callers_history_and_prefills_the_contact(page, live_server, staff, conn):
     from gis import lifecycle
     old = _ticket(conn, 42.3401, -71.0589, phone="+1 617 555 0142", first_name="Dana")
@@ -158,35 +109,6 @@ def test_screen_pop_shows_the_callers_history_and_prefills_the_contact(page, liv
     assert page.input_value("#c-phone") == "+16175550142"
     assert page.input_value("#c-first") == "Dana"
     screenshot(page, "agent-screen-pop")
-
-
-def test_a_duplicate_is_offered_and_the_caller_is_attached(page, live_server, staff, conn):
-    first = _ticket(conn, SOUTH_BOSTON[0] + 0.00072, SOUTH_BOSTON[1], phone="+1 617 555 0142")  # ~80 m north
-    _open_console(page, live_server, staff["agent"], "/agent/call?from=%2B16175550177")
-    _pick(page, "#address-search", "615 E Fourth St", "615")
-    _pick(page, "#service-search", "dog", "Animal Generic Request")
-    dupe = page.locator(f"#duplicates li[data-public-id='{first['public_id']}']")
-    dupe.wait_for()
-    assert re.search(r"\b(7\d|8\d|9\d) m away", dupe.inner_text())
-    screenshot(page, "agent-duplicate")
-    dupe.locator("button.attach").click()
-    page.wait_for_selector(f"#ticket-number:has-text('{first['public_id']}')")
-    assert "attached" in page.inner_text("#ticket").lower()
-    phones = set(conn.scalars(text("SELECT phone FROM contacts c JOIN service_requests r "
-                                   "ON r.id = c.request_id WHERE r.public_id = :p"),
-                              {"p": first["public_id"]}))
-    assert phones == {"+16175550142", "+16175550177"}
-    # scenario 4: both callers are told when it closes
-    assert conn.scalar(text("SELECT bool_and(notify) FROM contacts c JOIN service_requests r "
-                            "ON r.id = c.request_id WHERE r.public_id = :p"),
-                       {"p": first["public_id"]}) is True
-    actor = conn.scalar(text("SELECT e.actor FROM request_events e JOIN service_requests r "
-                             "ON r.id = e.request_id WHERE r.public_id = :p AND e.kind = 'caller_attached'"),
-                        {"p": first["public_id"]})
-    assert actor == f"agent:{staff['agent']}"
-    assert conn.scalar(text("SELECT count(*) FROM service_requests "
-                            "WHERE description IS DISTINCT FROM 'earlier call' AND id > :id"),
-                       {"id": first["id"]}) == 0   # no second ticket
 
 
 def test_a_pin_outside_the_city_is_refused_with_a_message(page, live_server, staff, conn):
@@ -241,71 +163,6 @@ def test_tickets_from_other_agents_arrive_live(page, live_server, staff, engine)
                  .some((f) => String(f.properties.public_id) === id); }""",
                            arg=ticket["public_id"], timeout=8000)
     screenshot(page, "agent-live")
-
-
-def _focused_outline(page):
-    return page.evaluate("() => { const s = getComputedStyle(document.activeElement); "
-                         "return [document.activeElement.id, s.outlineStyle, s.outlineWidth]; }")
-
-
-def test_a_whole_call_by_keyboard_with_visible_focus(page, live_server, staff, conn):
-    _open_console(page, live_server, staff["agent"])
-    assert page.evaluate("document.activeElement.id") == "c-phone"
-    page.keyboard.type("617 555 0123")
-    page.keyboard.press("Alt+a")
-    focused = _focused_outline(page)
-    assert focused[0] == "address-search" and focused[1] != "none" and focused[2] != "0px"
-    page.keyboard.type("615 E Fourth St")
-    page.wait_for_selector("#address-options li[role=option]")
-    page.keyboard.press("Enter")
-    page.wait_for_selector("#place [data-k=police_districts][data-code=C6]")
-    page.focus(".maplibregl-marker")                          # the pin moves with the arrow keys too
-    lon_before = page.evaluate("window.pin311Console.state.lon")
-    page.keyboard.press("Shift+ArrowRight")
-    page.wait_for_function("(x) => window.pin311Console.state.lon > x", arg=lon_before)
-    page.keyboard.press("Shift+ArrowLeft")
-    page.keyboard.press("Alt+c")
-    page.keyboard.type("stray dog")
-    page.wait_for_selector("#service-options li[role=option]:has-text('Animal Generic Request')")
-    page.keyboard.press("Enter")
-    assert page.evaluate("document.activeElement.id") == "attr-animal_type"
-    page.keyboard.press("Control+Enter")                     # the required question is not answered yet
-    page.wait_for_selector("#form-message:not([hidden])")
-    assert "What kind of animal? is required" in page.inner_text("#form-message")
-    assert page.get_attribute("#attr-animal_type", "aria-invalid") == "true"
-    page.keyboard.press("d")                                  # select "Dog" by typing
-    page.keyboard.press("Tab")
-    page.keyboard.press("Tab")
-    assert page.evaluate("document.activeElement.id") == "attr-animal_count"
-    page.keyboard.type("2")
-    page.keyboard.press("Control+Enter")
-    page.wait_for_selector("#ticket-number")
-    number = page.inner_text("#ticket-number").strip()
-    row = conn.execute(text("SELECT attributes, districts FROM service_requests WHERE public_id = :p"),
-                       {"p": number}).one()
-    assert row.attributes == {"animal_type": "dog", "animal_count": 2}
-    assert row.districts["police_districts"]["code"] == "C6"
-    assert page.evaluate("document.activeElement.id") == "ticket"      # the number is announced
-    screenshot(page, "agent-keyboard-ticket")
-
-
-def test_an_ambiguous_address_offers_both_places_with_their_neighbourhoods(page, live_server, staff):
-    _open_console(page, live_server, staff["agent"])
-    page.fill("#address-search", "100 Tremont St")
-    options = page.locator("#address-options li[role=option]")
-    options.first.wait_for()
-    page.wait_for_function("""() => { const t = document.getElementById('address-options').innerText;
-                                      return t.includes('Brighton') && t.includes('Downtown'); }""")
-    texts = [options.nth(i).inner_text() for i in range(options.count())]
-    assert any("Brighton" in t for t in texts) and any("Downtown" in t for t in texts)
-    screenshot(page, "agent-ambiguous-address")
-    brighton = next(i for i, t in enumerate(texts) if "Brighton" in t)
-    for _ in range(brighton):
-        page.press("#address-search", "ArrowDown")
-    page.press("#address-search", "Enter")
-    page.wait_for_selector("#place [data-k=police_districts][data-code=D14]")
-    assert page.get_attribute("#place [data-k=neighborhoods]", "data-code") == "brighton" or \
-        "Brighton" in page.inner_text("#place [data-k=neighborhoods]")
 
 
 def test_list_questions_render_as_checkboxes_and_are_checked(page, live_server, staff, conn):
@@ -387,246 +244,6 @@ def test_next_call_starts_a_clean_form_with_a_new_idempotency_key(page, live_ser
     kinds = conn.scalars(text("SELECT attributes->>'animal_type' FROM service_requests WHERE public_id IN (:a, :b) "
                               "ORDER BY id"), {"a": numbers[0], "b": numbers[1]}).all()
     assert kinds == ["dog", "cat"]
-
-
-# --- one call, one ticket: nothing to attach once the call is on a ticket ------------------------------
-
-def _two_dupes_and_the_call_form(page, live_server, staff, conn):
-    near = [_ticket(conn, SOUTH_BOSTON[0] + dy, SOUTH_BOSTON[1], phone="+1 617 555 0142")
-            for dy in (0.00072, -0.00054)]                           # ~80 m north, ~60 m south
-    _open_console(page, live_server, staff["agent"], "/agent/call?from=%2B16175550177")
-    _pick(page, "#address-search", "615 E Fourth St", "615")
-    _pick(page, "#service-search", "dog", "Animal Generic Request")
-    for t in near:
-        page.locator(f"#duplicates li[data-public-id='{t['public_id']}'] button.attach").wait_for()
-    return near
-
-
-def _attached_to(conn, phone):
-    return conn.scalars(text("SELECT r.public_id FROM contacts c JOIN service_requests r ON r.id = c.request_id "
-                             "WHERE c.phone = :p ORDER BY r.public_id"), {"p": phone}).all()
-
-
-def test_a_caller_attached_once_cannot_be_attached_to_another_ticket(page, live_server, staff, conn):
-    first, second = _two_dupes_and_the_call_form(page, live_server, staff, conn)
-    page.click(f"#duplicates li[data-public-id='{first['public_id']}'] button.attach")
-    page.wait_for_selector(f"#ticket-number:has-text('{first['public_id']}')")
-    other = page.locator(f"#duplicates li[data-public-id='{second['public_id']}'] button.attach")
-    assert other.is_disabled()
-    reason = page.inner_text("#dupes-locked")
-    assert f"#{first['public_id']}" in reason and "Next call" in reason
-    assert page.get_attribute(f"#duplicates li[data-public-id='{second['public_id']}'] button.attach",
-                              "aria-describedby") == "dupes-locked"
-    other.click(force=True)                                        # a disabled button does nothing
-    page.keyboard.press("Control+Enter")                           # nor does submitting the form again
-    assert f"already on ticket #{first['public_id']}" in page.inner_text("#form-message")
-    # a new pin preview (a click on the map) redraws the list: still nothing to attach
-    box = page.locator("#map").bounding_box()
-    page.mouse.click(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.5)
-    page.wait_for_timeout(1500)
-    assert all(b.is_disabled() for b in page.locator("#duplicates button.attach").all())
-    assert page.is_disabled("#submit")
-    assert _attached_to(conn, "+16175550177") == [first["public_id"]]
-    # the next call may attach again
-    page.click("#ticket button")
-    page.fill("#c-phone", "+1 617 555 0178")
-    _pick(page, "#address-search", "615 E Fourth St", "615")
-    _pick(page, "#service-search", "dog", "Animal Generic Request")
-    page.click(f"#duplicates li[data-public-id='{second['public_id']}'] button.attach")
-    page.wait_for_selector(f"#ticket-number:has-text('{second['public_id']}')")
-    assert _attached_to(conn, "+16175550178") == [second["public_id"]]
-
-
-def test_a_created_ticket_leaves_nothing_to_attach(page, live_server, staff, conn):
-    first, _ = _two_dupes_and_the_call_form(page, live_server, staff, conn)
-    page.select_option("#attr-animal_type", "dog")
-    page.keyboard.press("Control+Enter")
-    page.wait_for_selector("#ticket-number")
-    number = page.inner_text("#ticket-number").strip()
-    assert all(b.is_disabled() for b in page.locator("#duplicates button.attach").all())
-    assert f"#{number}" in page.inner_text("#dupes-locked")
-    page.evaluate("() => document.querySelector('#duplicates button.attach').click()")
-    page.wait_for_timeout(500)
-    assert _attached_to(conn, "+16175550177") == [number]
-
-
-# --- weak address guesses ------------------------------------------------------------------------------
-
-def test_a_weak_address_guess_says_so_and_asks_before_placing_the_pin(page, live_server, staff):
-    _open_console(page, live_server, staff["agent"])
-    with page.expect_response(lambda r: "/agent/neighbourhoods" in r.url):
-        page.fill("#address-search", "10 Brattle St, Cambridge")
-    option = page.locator("#address-options li[role=option]").first
-    option.wait_for()
-    page.wait_for_timeout(200)                  # the neighbourhood labels are drawn
-    said = option.inner_text()
-    assert "Seattle St" in said and "Allston" in said
-    assert "fuzzy" in said                      # the match type stays beside the neighbourhood
-    assert "weak match — check with the caller" in said
-    assert page.locator("#address-options li[role=option] .weak").first.is_visible()
-    page.press("#address-search", "Enter")
-    confirm = page.locator("#weak-confirm")
-    confirm.wait_for()
-    screenshot(page, "agent-weak-address")
-    assert "Seattle St" in confirm.inner_text() and "10 Brattle St, Cambridge" in confirm.inner_text()
-    assert page.get_attribute("#weak-confirm", "role") == "alert"
-    assert page.evaluate("window.pin311Console.state.lat") is None          # no pin on a guess
-    assert page.locator(".maplibregl-marker").count() == 0
-    page.click("#weak-no")
-    assert page.locator("#weak-confirm").is_hidden()
-    assert page.evaluate("window.pin311Console.state.lat") is None
-    assert page.evaluate("document.activeElement.id") == "address-search"
-    # asked again and the caller says yes: the pin goes there
-    page.fill("#address-search", "10 Brattle St, Cambridge")
-    option.wait_for()
-    page.press("#address-search", "Enter")
-    page.click("#weak-yes")
-    page.wait_for_selector("#place [data-k=neighborhoods]:not(:text('—'))")
-    assert page.evaluate("window.pin311Console.state.candidate.address").startswith("12 Seattle St")
-    assert page.locator(".maplibregl-marker").count() == 1
-
-
-def test_an_exact_address_is_placed_without_asking(page, live_server, staff):
-    _open_console(page, live_server, staff["agent"])
-    _pick(page, "#address-search", "615 E Fourth St", "615")
-    page.wait_for_selector("#place [data-k=police_districts][data-code=C6]")
-    assert "weak" not in page.inner_text("#address-options")
-    assert page.locator("#weak-confirm").is_hidden()
-
-
-# --- focus is never hidden under the sticky "Goes to" panel (WCAG 2.4.11) ---------------------------------
-
-def _overlap(a, b):
-    return not (a["y"] + a["height"] <= b["y"] or b["y"] + b["height"] <= a["y"]
-                or a["x"] + a["width"] <= b["x"] or b["x"] + b["width"] <= a["x"])
-
-
-def test_tabbing_never_leaves_the_focused_field_under_the_goes_to_panel(page, live_server, staff):
-    _open_console(page, live_server, staff["agent"], "/agent/call?from=%2B16175550142")
-    _pick(page, "#address-search", "615 E Fourth St", "615")
-    _pick(page, "#service-search", "dog", "Animal Generic Request")
-    page.wait_for_selector("#crew-name")
-    page.evaluate("document.querySelector('.panel').scrollTop = 0")
-    page.focus("#service-search")
-    seen = []
-    for _ in range(12):
-        page.keyboard.press("Tab")
-        focused = page.evaluate("document.activeElement.id")
-        if not page.evaluate("document.querySelector('.panel').contains(document.activeElement)"):
-            break
-        if page.evaluate("!!document.activeElement.closest('.dock, .where-card, .dupes-card')"):
-            continue
-        seen.append(focused)
-        field = page.evaluate("(() => { const r = document.activeElement.getBoundingClientRect(); "
-                              "return {x: r.x, y: r.y, width: r.width, height: r.height}; })()")
-        dock = page.locator(".dock").bounding_box()
-        assert not _overlap(field, dock), (focused, field, dock)
-    assert "description" in seen, seen
-
-
-# --- the address box follows the pin --------------------------------------------------------------------
-
-def _click_map_at(page, lat, lon):
-    page.evaluate(JUMP, [lat, lon])
-    box = page.locator("#map").bounding_box()
-    x, y = page.evaluate(PROJECT, [lat, lon])
-    page.mouse.click(box["x"] + x, box["y"] + y)
-
-
-def test_the_address_box_follows_the_pin_when_it_is_moved_on_the_map(page, live_server, staff, conn):
-    _open_console(page, live_server, staff["agent"])
-    page.fill("#address-search", "100 Tremont St")
-    page.wait_for_selector("#address-options li[role=option]:has-text('Brighton')")
-    _pick(page, "#address-search", "100 Tremont St", "Brighton")
-    page.wait_for_selector("#place [data-k=police_districts][data-code=D14]")
-    assert "Brighton" in page.input_value("#address-search")
-
-    _click_map_at(page, *CAMBRIDGE)                                     # outside the city: no address there
-    page.wait_for_selector("#where-message[data-state=outside]")
-    lat, lon = page.evaluate("[window.pin311Console.state.lat, window.pin311Console.state.lon]")
-    assert page.input_value("#address-search") == f"Pin at {lat:.5f}, {lon:.5f}"
-
-    _click_map_at(page, *SOUTH_BOSTON)                                  # inside: the nearest address
-    page.wait_for_selector("#place [data-k=police_districts][data-code=C6]")
-    nearest = page.inner_text("#place [data-k=address]")
-    assert nearest and nearest != "—"
-    page.wait_for_function("(a) => document.getElementById('address-search').value === a", arg=nearest)
-
-    _drag_pin_to(page, *_an_address_200_m_away(conn))                        # a drag too
-    page.wait_for_function("""(before) => { const v = document.getElementById('address-search').value;
-                                           return v && v !== before; }""", arg=nearest, timeout=10000)
-    page.wait_for_timeout(800)
-    assert page.input_value("#address-search") == page.inner_text("#place [data-k=address]")
-
-
-def _an_address_200_m_away(conn):
-    """An address point ~200 m from 615 E Fourth St (a different nearest address)."""
-    row = conn.execute(text("""SELECT ST_Y(geom) AS lat, ST_X(geom) AS lon FROM address_points
-        WHERE ST_DWithin(geom::geography, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, 260)
-          AND NOT ST_DWithin(geom::geography, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, 180)
-        ORDER BY id LIMIT 1"""), {"lat": SOUTH_BOSTON[0], "lon": SOUTH_BOSTON[1]}).one()
-    return row.lat, row.lon
-
-
-# --- a ticket by its number, and the caller's tickets where they stand ------------------------------------
-
-def _centre_near(page, lat, lon):
-    page.wait_for_function("""([lat, lon]) => { const m = window.pin311Console.map, c = m.getCenter();
-        return !m.isMoving() && Math.abs(c.lat - lat) < 0.0005 && Math.abs(c.lng - lon) < 0.0005; }""",
-                           arg=[lat, lon], timeout=10000)
-
-
-def test_a_ticket_number_flies_to_the_ticket_and_shows_where_it_stands(page, live_server, staff, conn):
-    old = _ticket(conn, SOUTH_BOSTON[0] + 0.0011, SOUTH_BOSTON[1] - 0.0009)
-    conn.execute(text("UPDATE service_requests SET requested_at = now() - interval '400 days', "
-                      "address_note = 'by the red door' WHERE id = :i"),
-                 {"i": old["id"]})
-    conn.commit()
-    row = conn.execute(text("SELECT ST_Y(geom) AS lat, ST_X(geom) AS lon, requested_at, expected_at "
-                            "FROM service_requests WHERE id = :i"), {"i": old["id"]}).one()
-    _open_console(page, live_server, staff["agent"])
-    page.fill("#find-ticket", f"#{old['public_id']}")
-    page.press("#find-ticket", "Enter")
-    card = page.locator("#ticket-view")
-    page.wait_for_selector(f"#ticket-view-h:has-text('#{old['public_id']}')")
-    _centre_near(page, row.lat, row.lon)
-    assert page.inner_text("#ticket-view [data-k=status]") == "open"
-    assert page.inner_text("#ticket-view [data-k=crew]").startswith("Animal Control")
-    assert page.inner_text("#ticket-view [data-k=address_note]") == "by the red door"    # the caller's words
-    assert re.search(r"\d", page.inner_text("#ticket-view [data-k=expected]"))
-    # a date of another year says its year; this year's does not
-    this_year = page.evaluate("new Date().getFullYear()")
-    reported = page.inner_text("#ticket-view [data-k=requested]")
-    assert str(this_year - 1) in reported or str(this_year - 2) in reported, reported
-    expected_year = page.evaluate("(iso) => new Date(iso).getFullYear()", row.expected_at.isoformat())
-    if expected_year == this_year:
-        assert str(this_year) not in page.inner_text("#ticket-view [data-k=expected]")
-    assert page.evaluate("document.activeElement.id") == "ticket-view"
-    screenshot(page, "agent-ticket-lookup")
-    page.keyboard.press("Escape")
-    assert card.is_hidden()
-
-    page.fill("#find-ticket", "999999999")
-    page.press("#find-ticket", "Enter")
-    page.wait_for_selector("#ticket-view .alert:has-text('No ticket #999999999')")
-
-
-def test_a_line_of_the_callers_history_or_recent_work_shows_that_ticket(page, live_server, staff, conn):
-    open_one = _ticket(conn, *SOUTH_BOSTON, phone="+1 617 555 0142", actor=f"agent:{staff['agent']}")
-    mine = _ticket(conn, SOUTH_BOSTON[0] + 0.002, SOUTH_BOSTON[1], actor=f"agent:{staff['agent']}")
-    _open_console(page, live_server, staff["agent"], "/agent/call?from=%2B16175550142")
-    line = page.locator(f"#caller-history button:has-text('#{open_one['public_id']}')")
-    line.wait_for()
-    assert "expected" in line.inner_text()
-    line.click()
-    page.wait_for_selector(f"#ticket-view-h:has-text('#{open_one['public_id']}')")
-    assert page.inner_text("#ticket-view [data-k=status]") == "open"
-    assert re.search(r"\d", page.inner_text("#ticket-view [data-k=expected]"))
-    _centre_near(page, *SOUTH_BOSTON)
-    recent = page.locator(f"#recent-list button:has-text('#{mine['public_id']}')")
-    recent.click()
-    page.wait_for_selector(f"#ticket-view-h:has-text('#{mine['public_id']}')")
-    _centre_near(page, SOUTH_BOSTON[0] + 0.002, SOUTH_BOSTON[1])
 
 
 @pytest.mark.skipif(not __import__("os").environ.get("PIN311_README_SHOT"),

@@ -13,8 +13,8 @@ from sqlalchemy import text
 from gis import catalogue as loader
 from gis.errors import InvalidAttribute, InvalidInput
 from gis.services import catalogue, check_bounds, validate_attributes
-from tests.test_agent_console import _open_console, _pick
-from tests.test_notify import TOKEN, _signed
+from tests.console_fixtures import _open_console, _pick
+from tests.notify_fixtures import TOKEN, _signed
 from tests.test_public import _csrf
 
 SOUTH_BOSTON = (42.3345, -71.0398)

@@ -14,8 +14,8 @@ from sqlalchemy import text
 
 from gis import crew
 from tests.conftest import browser_login, screenshot
-from tests.test_crew import STRAY_DOG, _dog, _user
-from tests.test_crew_browser import _sign_in_elsewhere, media_dir  # noqa: F401  (fixture)
+from tests.crew_browser_fixtures import _sign_in_elsewhere, media_dir  # noqa: F401  (fixture)
+from tests.crew_fixtures import STRAY_DOG, _dog, _user
 
 PHONE = {"width": 390, "height": 844}
 PAGES = "pin311-crew-pages"

@@ -8,7 +8,7 @@ from sqlalchemy import text
 
 from gis import crew, intake, lifecycle
 from gis.errors import Conflict
-from tests.test_notify import _drain, _mail_texts, _texts, outside_world  # noqa: F401
+from tests.notify_fixtures import _drain, _mail_texts, _texts, outside_world  # noqa: F401
 
 SOUTH_BOSTON = (42.3345, -71.0398)
 

@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from app.config import Config, ConfigError
 from gis import notify, site
-from tests.test_notify import _drain, _mail_texts, _texts, _ticket, outside_world  # noqa: F401
+from tests.notify_fixtures import _drain, _mail_texts, _texts, _ticket, outside_world  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 ROW = SimpleNamespace(public_id="1000123", service_name="Pothole", crew_name=None, public_note=None,

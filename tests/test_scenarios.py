@@ -25,10 +25,10 @@ from sqlalchemy import text
 
 from gis import crew
 from tests.conftest import forget_since, high_water_marks, screenshot
-from tests.test_agent_console import _open_console, _pick
-from tests.test_crew import _user
-from tests.test_crew_browser import _photo_file, phone  # noqa: F401  (phone: the 390×844 Chromium fixture)
-from tests.test_notify import PIN311, TOKEN, _signed, _TwilioApi, outside_world  # noqa: F401
+from tests.console_fixtures import _open_console, _pick
+from tests.crew_browser_fixtures import _photo_file, phone  # noqa: F401  (phone: the 390×844 Chromium fixture)
+from tests.crew_fixtures import _user
+from tests.notify_fixtures import PIN311, TOKEN, _signed, _TwilioApi, outside_world  # noqa: F401
 from tests.test_public import _csrf
 from tests.test_tiles import decode, fresh_version, tile_of
 
