@@ -74,3 +74,12 @@ def test_the_worker_holds_emails_back_while_the_address_is_malformed(conn, engin
         f"Boston 311: we received your request {ticket['public_id']} (Animal Generic Request). "
         f"Its status: https://311.example.org/requests/{ticket['public_id']}"]
     assert len(_texts("+16175550611", "received")) == 1
+
+
+def test_the_worker_refuses_to_start_with_a_malformed_address(db_url):
+    import subprocess
+    from tests.test_platform import PIN311
+    run = subprocess.run([PIN311, "worker", "--once"], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "DATABASE_URL": db_url, "PIN311_PUBLIC_URL": "311.example.gov"})
+    assert run.returncode != 0
+    assert "PIN311_PUBLIC_URL must be the site's address" in run.stderr and "Traceback" not in run.stderr

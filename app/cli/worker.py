@@ -6,7 +6,7 @@ import click
 from sqlalchemy.exc import DBAPIError
 
 from app.config import database_url
-from gis import housekeeping, notify
+from gis import housekeeping, notify, site
 from gis.db import engine_for
 
 
@@ -23,6 +23,10 @@ def _arcgis_configured():
 @click.option("--interval", default=1.0, show_default=True, help="seconds between polls when idle")
 def group(once, interval):
     """Deliver status updates (SMS, e-mail) and publish changes, with retries and back-off."""
+    try:
+        site.public_url()     # e-mails link to it: refuse a malformed address now, not one e-mail at a time
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     engine = engine_for(database_url())
     senders = notify.senders_from_env()
     click.echo(f"worker: notifying by {', '.join(senders) or 'no channel configured (deliveries wait until one is)'}"
