@@ -82,12 +82,12 @@ class LayerIndex:
     def layer_names(self):
         return sorted(self.districts)
 
-    def locate(self, lons, lats, boundary=True, parts=True):
+    def locate(self, lons, lats, boundary=True):
         """dict: 'inside' (bool array), 'parcel_id' and one code array per district layer.
 
         boundary=False skips the boundary test ('inside' is then just "has valid coordinates"), for points
-        already known to be inside; parts=False stops after it (see inside()). The bulk import tests the
-        whole file against the boundary first, then locates the rows it keeps chunk by chunk."""
+        already known to be inside (see inside()): the bulk import tests the whole file against the
+        boundary first, then locates the rows it keeps chunk by chunk."""
         lons = np.asarray(lons, dtype=float)
         lats = np.asarray(lats, dtype=float)
         valid = np.isfinite(lons) & np.isfinite(lats) & (np.abs(lats) <= 90) & (np.abs(lons) <= 180)
@@ -99,13 +99,23 @@ class LayerIndex:
             result["inside"] = (self.boundary.assign(tree, n) != None) & valid  # noqa: E711
         else:
             result["inside"] = valid
-        if not parts:
-            return result
         result["parcel_id"] = self.parcels.assign(tree, n) if self.parcels else np.full(n, None, object)
         for layer, layer_tree in self.districts.items():
             result[layer] = layer_tree.assign(tree, n)
         return result
 
     def inside(self, lons, lats):
-        """Bool array: the point has valid coordinates and the city boundary covers it (no layer lookups)."""
-        return self.locate(lons, lats, parts=False)["inside"]
+        """Bool array: the point has valid coordinates and the city boundary covers it (no layer lookups).
+
+        The same answer as locate()'s 'inside', tested point by point against the prepared boundary without
+        building point objects or a tree: for a point, intersecting a polygon is being covered by it."""
+        lons = np.asarray(lons, dtype=float)
+        lats = np.asarray(lats, dtype=float)
+        valid = np.isfinite(lons) & np.isfinite(lats) & (np.abs(lats) <= 90) & (np.abs(lons) <= 180)
+        if self.boundary is None:
+            return valid
+        xs, ys = np.where(valid, lons, 0.0), np.where(valid, lats, 0.0)
+        hit = np.zeros(len(lons), dtype=bool)
+        for polygon in self.boundary.geoms:
+            hit |= shapely.intersects_xy(polygon, xs, ys)
+        return hit & valid

@@ -154,3 +154,18 @@ def test_a_point_on_a_shared_edge_gets_the_smallest_code_in_both_paths(engine, c
     with engine.connect() as c:
         tree = LayerIndex(c, with_parcels=False).locate([row.lon], [row.lat])
     assert tree["police_districts"][0] == "A1"
+
+
+def test_inside_alone_is_locates_boundary_test(engine, cases, strtree):
+    """LayerIndex.inside (the bulk import's whole-file boundary test, with no point objects or tree) gives
+    locate()'s 'inside' for every case, for points on the boundary's own vertices, and for bad values."""
+    import shapely
+    with engine.connect() as conn:
+        index = LayerIndex(conn)
+    assert (index.inside(cases["lon"].to_numpy(), cases["lat"].to_numpy()) == strtree["inside"]).all()
+    vertices = np.concatenate([shapely.get_coordinates(g)[::25] for g in index.boundary.geoms])
+    lons = np.concatenate([vertices[:, 0], [np.nan, 200.0, -71.05, -71.05]])
+    lats = np.concatenate([vertices[:, 1], [42.3, 42.3, np.inf, 95.0]])
+    inside = index.inside(lons, lats)
+    assert (inside == index.locate(lons, lats)["inside"]).all()
+    assert inside[:len(vertices)].all() and not inside[len(vertices):].any()   # the boundary covers its edge
