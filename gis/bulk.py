@@ -301,7 +301,8 @@ def import_requests(engine, path, fmt, service_code=None, progress=True, rebuild
                 present = conn.execute(text("SELECT public_id FROM service_requests WHERE public_id = ANY(:ids)"),
                                        {"ids": df["public_id"].tolist()}).scalars().all()
                 df = df[~df["public_id"].isin(present)]
-                aside, move = bulk_indexes.set_aside(conn), MOVE_NEW
+                if len(df):              # nothing new (a re-run): nothing to rebuild
+                    aside, move = bulk_indexes.set_aside(conn), MOVE_NEW
             else:
                 report.tables_busy = True
         conn.execute(text(STAGING))

@@ -93,6 +93,7 @@ def lock(conn, required=True, tables=LOADED_TABLES):
     params = {"tables": list(tables)}
     referenced = [t for t in conn.execute(_REFERENCED, params).scalars() if t not in tables]
     referencing = [t for t in conn.execute(_REFERENCING, params).scalars() if t not in tables + tuple(referenced)]
+    waited = conn.scalar(text("SELECT current_setting('lock_timeout')"))
     try:
         with conn.begin_nested():        # a lock timeout (or deadlock) rolls back to here, not the import
             if not required:
@@ -105,8 +106,7 @@ def lock(conn, required=True, tables=LOADED_TABLES):
         raise InvalidInput(f"could not lock {', '.join(tables)} for a load with rebuilt indexes (other sessions "
                            f"are using them: {str(error.orig).strip().splitlines()[0]}); try again, or load with "
                            "--rebuild-indexes no (slower, the tables stay in use)") from None
-    conn.execute(text("SELECT set_config('lock_timeout', reset_val, true) FROM pg_settings "
-                      "WHERE name = 'lock_timeout'"))
+    conn.execute(text("SELECT set_config('lock_timeout', :v, true)"), {"v": waited})
     return True
 
 

@@ -78,6 +78,11 @@ def test_large_load_makes_the_same_indexes_and_constraints_again(engine, conn, t
     again = bulk.import_requests(engine, more, "open311-json", progress=False, rebuild_indexes="yes")
     assert again.rebuilt_indexes and (again.loaded, again.already_present) == (5, 40)
     assert _loaded(conn, "LL") == 45 and _schema(conn) == before
+    oids = _secondary_oids(conn)
+    conn.commit()
+    rerun = bulk.import_requests(engine, more, "open311-json", progress=False, rebuild_indexes="yes")
+    assert (rerun.loaded, rerun.already_present) == (0, 45)
+    assert not rerun.rebuilt_indexes and _secondary_oids(conn) == oids      # nothing new: nothing rebuilt
     conn.commit()
     # The foreign keys were added back checked, and hold for new writes.
     with pytest.raises(exc.IntegrityError, match="request_events_request_id_fkey"):
@@ -159,3 +164,11 @@ def test_cli_rebuild_indexes_option(db_url, conn, tmp_path):
     assert _loaded(conn, "LC") == 5
     done = run(db_url, "requests", "import", "--help")
     assert "--rebuild-indexes [auto|yes|no]" in done.stdout
+
+
+def test_lock_keeps_the_sessions_lock_timeout(engine):
+    """'auto' waits only AUTO_LOCK_WAIT for the lock; the rest of the load keeps the session's own timeout."""
+    with engine.begin() as c:
+        c.execute(text("SET LOCAL lock_timeout = '4321ms'"))
+        assert bulk_indexes.lock(c, required=False)
+        assert c.scalar(text("SELECT current_setting('lock_timeout')")) == "4321ms"
