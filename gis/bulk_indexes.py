@@ -7,10 +7,10 @@ key, unique and exclusion constraints, the foreign keys declared on them (to cre
 request_events → service_requests) and the foreign keys of other tables that reference them (contacts,
 sweep_requests, notifications, duplicate_of). Made again in that order — keys, indexes, foreign keys —
 under the same names from pg_get_constraintdef / pg_get_indexdef, so migrations stay the one source of
-the schema. Re-adding a key checks uniqueness over the whole table and re-adding a foreign key checks every
-row of its table in one join, so the constraints hold exactly as before. Check and not-null constraints
-stay live (they cost nothing worth saving). Invalid indexes (a failed CREATE INDEX CONCURRENTLY) are left
-as they are.
+the schema. Re-adding a key checks uniqueness over the whole table and re-adding a foreign key checks
+every row of its table in one join, so the constraints hold exactly as before. Stay live: check and
+not-null constraints (they cost nothing worth saving), a key a view depends on (it cannot be dropped),
+invalid indexes (a failed CREATE INDEX CONCURRENTLY).
 
 Every table whose constraints are dropped, and the tables the foreign keys point to (services, crews),
 are locked (ACCESS EXCLUSIVE, one LOCK statement, referenced tables first) before anything is dropped, in
@@ -66,8 +66,11 @@ def wants_rebuild(mode, to_load, present):
 
 _CONSTRAINT = ("SELECT CAST(c.conrelid AS regclass)::text AS tbl, quote_ident(c.conname) AS name, "
                "pg_get_constraintdef(c.oid) AS ddl FROM pg_constraint c ")
+# A key a view leans on (GROUP BY the primary key, selecting other columns) cannot be dropped: it stays live.
 _KEYS = text(_CONSTRAINT + """
  WHERE c.contype IN ('p', 'u', 'x') AND c.conrelid = ANY (CAST(:tables AS regclass[]))
+   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.refclassid = 'pg_constraint'::regclass
+                                               AND d.refobjid = c.oid AND d.classid = 'pg_rewrite'::regclass)
  ORDER BY c.conrelid, c.conname""")
 _FOREIGN_KEYS = text(_CONSTRAINT + """
  WHERE c.contype = 'f' AND (c.conrelid = ANY (CAST(:tables AS regclass[]))

@@ -172,3 +172,27 @@ def test_lock_keeps_the_sessions_lock_timeout(engine):
         c.execute(text("SET LOCAL lock_timeout = '4321ms'"))
         assert bulk_indexes.lock(c, required=False)
         assert c.scalar(text("SELECT current_setting('lock_timeout')")) == "4321ms"
+
+
+def test_a_key_a_view_depends_on_stays_live(engine, conn, tmp_path):
+    """A view grouping by the primary key depends on it (PostgreSQL refuses to drop it): a large load keeps
+    that key live and sets the rest aside."""
+    path = _file(conn, tmp_path / "view.jsonl.gz", "LV", 6)
+    conn.commit()
+    with engine.begin() as c:
+        c.execute(text("CREATE VIEW bulk_test_view AS SELECT r.id, r.status, count(e.id) AS events "
+                       "FROM service_requests r LEFT JOIN request_events e ON e.request_id = r.id GROUP BY r.id"))
+    try:
+        oids = _secondary_oids(conn)
+        conn.commit()
+        report = bulk.import_requests(engine, path, "open311-json", progress=False, rebuild_indexes="yes")
+        assert report.rebuilt_indexes and report.loaded == 6
+        after = _secondary_oids(conn)
+        assert after["service_requests_pkey"] == oids["service_requests_pkey"]            # kept live
+        assert after["service_requests_public_id_key"] != oids["service_requests_public_id_key"]   # rebuilt
+        assert conn.scalar(text("SELECT events FROM bulk_test_view v JOIN service_requests r USING (id) "
+                                "WHERE r.public_id = 'LV-000'")) == 2
+    finally:
+        conn.rollback()
+        with engine.begin() as c:
+            c.execute(text("DROP VIEW bulk_test_view"))
