@@ -26,7 +26,6 @@ Two ways to load (`rebuild_indexes`, the CLI's --rebuild-indexes):
   for the commit instead. 'auto' waits at most a second for the lock and loads live when the tables stay
   busy.
 """
-import gzip
 import io
 import json
 from collections import Counter
@@ -161,9 +160,10 @@ def _read_json_lines(path):
     pyarrow types ISO 8601 date fields as UTC timestamps when every value is one (offsets applied), as
     pandas' to_datetime(utc=True) does afterwards for the others."""
     try:
-        with gzip.open(path, "rb") if str(path).endswith(".gz") else open(path, "rb") as f:
-            raw = f.read()
-        table = pa_json.read_json(io.BytesIO(raw))
+        # Streamed: pyarrow inflates the file while its threads parse the blocks already inflated (0.45-0.6 s
+        # -> 0.26-0.28 s for the 82 MB illegal-parking file). Columns may come in another order; read by name.
+        with pa.input_stream(str(path), compression="gzip" if str(path).endswith(".gz") else None) as stream:
+            table = pa_json.read_json(stream)
     except (pa.ArrowInvalid, OSError, EOFError):
         table = None
     if table is not None:
@@ -298,9 +298,10 @@ def import_requests(engine, path, fmt, service_code=None, progress=True, rebuild
             if bulk_indexes.lock(conn, required=rebuild_indexes == "yes"):
                 # Without the unique index there is no ON CONFLICT: the ids already present are left out
                 # here instead, looked up while the index still exists (and the lock keeps it so).
-                present = conn.execute(text("SELECT public_id FROM service_requests WHERE public_id = ANY(:ids)"),
-                                       {"ids": df["public_id"].tolist()}).scalars().all()
-                df = df[~df["public_id"].isin(present)]
+                if conn.scalar(text("SELECT EXISTS (SELECT FROM service_requests)")):   # not a first load
+                    present = conn.execute(text("SELECT public_id FROM service_requests WHERE public_id = ANY(:ids)"),
+                                           {"ids": df["public_id"].tolist()}).scalars().all()
+                    df = df[~df["public_id"].isin(present)]
                 if len(df):              # nothing new (a re-run): nothing to rebuild
                     aside, move = bulk_indexes.set_aside(conn), MOVE_NEW
             else:
