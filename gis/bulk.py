@@ -15,8 +15,8 @@ public point is the generated column's (migration 0018) with no trigger call.
 
 Two ways to load (`rebuild_indexes`, the CLI's --rebuild-indexes):
 - live ('no'; 'auto' for a load smaller than the table or under 10,000 rows): foreign keys, checks and
-  every index stay live, and intake and readers carry on meanwhile. PostgreSQL's index and foreign-key
-  upkeep is most of the time (~55 µs a request).
+  every index stay live, and intake and readers carry on meanwhile. PostgreSQL's index, key and
+  foreign-key upkeep is most of the time (~40 µs of server CPU a request more than a large load's).
 - large load ('yes'; 'auto' for at least 10,000 rows and at least as many as service_requests holds, e.g.
   the first migration from the old CRM): service_requests and request_events are locked (with the tables
   their foreign keys join), their indexes, keys and foreign keys dropped, the rows loaded (ids already

@@ -26,9 +26,10 @@ from gis.errors import InvalidInput
 
 LOADED_TABLES = ("service_requests", "request_events")
 # Auto mode rebuilds when the rows to load are at least this many and at least as many as the table holds:
-# upkeep of the live indexes, keys and foreign keys costs ~60 µs per loaded request (bench/RESULTS.md,
-# 2026-12-07), a rebuild ~10 µs per request in the table after the load, and the lock it needs holds
-# everyone else back for the load's duration, which on a table much larger than the load is mostly rebuild.
+# keeping the indexes, keys and foreign keys live costs ~40 µs of server CPU per loaded request more
+# (bench/RESULTS.md, 2026-12-07), the rebuild ~13 µs per request in the table after the load, and the lock
+# it needs holds everyone else back for the load's duration, which on a table much larger than the load
+# would be mostly rebuild.
 LARGE_LOAD_MIN_ROWS = 10_000
 MODES = ("auto", "yes", "no")
 # Sorting for the index builds in memory: the server's default (often 64 MB) spills large builds to disk.
