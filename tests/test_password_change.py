@@ -81,3 +81,16 @@ def test_an_administrator_changes_their_own_password_as_everyone_does(app, engin
         assert c.scalar(text("SELECT count(*) FROM staff_sessions WHERE user_id = :u AND revoked_at IS NULL "
                              "AND revoked_reason IS NULL"), {"u": user_id}) >= 1
     assert login(app.test_client(), staff["admin"]).status_code == 302 and _in(admin, "/admin/users/")
+
+
+def test_guessing_the_current_password_counts_as_failed_sign_ins(app, engine, account):  # noqa: F811
+    """Five wrong current passwords from one address refuse the sixth try there, right or not, as sign-in
+    does; the sign-in page from that address is refused too (the same counts)."""
+    desk = _signed_in(app, account)
+    for attempt in range(5):
+        answer = _change(desk, current=f"guess-number-{attempt}")
+        assert answer.status_code == 400 and "your current password is not right" in answer.get_data(as_text=True)
+    answer = _change(desk)                     # the right one, now refused unchecked
+    assert answer.status_code == 400 and "too many failures from this address" in answer.get_data(as_text=True)
+    assert login(app.test_client(), account).status_code == 401
+    assert [r.revoked_at for r in _sessions(engine, account)] == [None]

@@ -116,12 +116,20 @@ def change_password():
     form = PasswordForm()
     if form.validate_on_submit():
         conn, me = db.connection(), current_user._get_current_object()
+        # Guessing the current password here is guessing the sign-in password: the same counts refuse both.
+        failures, address = current_app.extensions["pin311.sign_in_failures"], request.remote_addr
+        refused = failures.refusing(me.username, address)
         try:
+            if refused:
+                raise InvalidInput(f"not checked: {refused}; try again in 15 minutes", field="current_password")
             user = users.change_own_password(conn, me, form.current_password.data, form.new_password.data,
-                                             request.remote_addr, request.user_agent.string)
+                                             address, request.user_agent.string)
         except InvalidInput as exc:
+            if exc.field == "current_password" and not refused:
+                failures.failed(me.username, address)
             getattr(form, exc.field).errors.append(exc.message)
         else:
+            failures.succeeded(me.username, address)
             conn.commit()
             login_user(user)       # this browser's new session (the old token ended with the others)
             flash("Your password is changed. You stay signed in here; every other sign-in of yours has ended.",
