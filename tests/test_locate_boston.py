@@ -163,7 +163,7 @@ def test_inside_alone_is_locates_boundary_test(engine, cases, strtree):
     with engine.connect() as conn:
         index = LayerIndex(conn)
     assert (index.inside(cases["lon"].to_numpy(), cases["lat"].to_numpy()) == strtree["inside"]).all()
-    vertices = np.concatenate([shapely.get_coordinates(g)[::25] for g in index.boundary.geoms])
+    vertices = np.concatenate([shapely.get_coordinates(g)[::25] for g in index.boundary_polygons])
     lons = np.concatenate([vertices[:, 0], [np.nan, 200.0, -71.05, -71.05]])
     lats = np.concatenate([vertices[:, 1], [42.3, 42.3, np.inf, 95.0]])
     inside = index.inside(lons, lats)
