@@ -1,7 +1,7 @@
 """The Flask web layer: create_app() builds everything; nothing connects at import time.
 
 Flask is imported inside create_app: the `pin311` commands import this package too (app.cli, app.config)
-and most never build the app, so they do not pay Flask's ~0.2 s of imports (bulk import, locate)."""
+and most never build the app, so they do not pay for importing Flask (~0.3 s: bulk import, locate)."""
 from app.config import Config
 
 
