@@ -211,3 +211,26 @@ def test_owslib_reads_the_api_definition_and_queryables(live_server):
     assert "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30" in conf
     links = {link["rel"]: link for link in api.collection("requests")["links"]}
     assert links["http://www.opengis.net/def/rel/ogc/1.0/queryables"]["type"] == "application/schema+json"
+
+
+def test_times_read_in_pyogrio_whatever_their_fraction_of_a_second(conn, counted_server):
+    """GDAL keeps a time's seconds as a float and pyogrio rounds them to the millisecond: a request made at
+    hh:mm:13.9996 became microsecond 1,000,000 and the analyst's whole read failed ("microsecond must be
+    in 0..999999"). The API gives times to the millisecond, which every client reads."""
+    url, _ = counted_server
+    row = conn.execute(text("SELECT r.id, r.public_id, r.requested_at FROM service_requests r "
+                            "JOIN public_requests p USING (public_id) ORDER BY r.id LIMIT 1")).one()
+    conn.execute(text("UPDATE service_requests SET requested_at = '2026-03-01 12:00:13.9996+00' WHERE id = :i"),
+                 {"i": row.id})
+    conn.commit()
+    try:
+        code = ("import pyogrio, sys; t = pyogrio.raw.read(sys.argv[1], layer='requests', "
+                "where=sys.argv[2], columns=['public_id', 'requested_at']); print(t[3][1][0])")
+        out = subprocess.run([sys.executable, "-c", code, f"OAPIF:{url}/ogc", f"public_id = '{row.public_id}'"],
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.startswith("2026-03-01T") and ":00:13.999" in out.stdout, out.stdout   # city time
+    finally:
+        conn.execute(text("UPDATE service_requests SET requested_at = :t WHERE id = :i"),
+                     {"t": row.requested_at, "i": row.id})
+        conn.commit()

@@ -26,7 +26,11 @@ CSV_ROWS_PER_WRITE = 1000
 
 
 def _default(value):
-    if isinstance(value, (datetime, date)):
+    if isinstance(value, datetime):
+        # to the millisecond: GDAL holds seconds as a float and pyogrio rounds them to milliseconds, so
+        # 13.9996 s became microsecond 1,000,000 and failed the whole read
+        return value.isoformat(timespec="milliseconds")
+    if isinstance(value, date):
         return value.isoformat()
     raise TypeError(type(value).__name__)
 
