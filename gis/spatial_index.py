@@ -50,38 +50,31 @@ class _Tree:
 class LayerIndex:
     """Every boundary, district and parcel polygon in memory, for bulk point-in-polygon.
 
-    The district and boundary trees hold the polygons' small pieces (district_parts, migration 0019), as
-    the single-point SQL reads them: a piece's box is tight, so a point meets one or two candidates per
-    layer instead of every large polygon whose box holds it, and each test walks at most 64 vertices
+    The district trees hold the polygons' small pieces (district_parts, migration 0019), as the
+    single-point SQL reads them: a piece's box is tight, so a point meets one or two candidates per layer
+    instead of every large polygon whose box holds it, and each test walks at most 64 vertices
     (`pin311 locate` on 1,000,000 points: STRtree work 6.2-7.1 -> 4.5-5.5 s, the same answers). A point
     on the cut between two pieces of one district is covered by both: the same code either way. The
-    whole boundary polygons are kept too, for inside()'s one pass per polygon over all points."""
+    boundary is tested whole, one vectorised pass per polygon over all points (inside())."""
 
     def __init__(self, conn, with_parcels=True):
         self.districts = {}     # layer → _Tree of its pieces
         self.names = {}         # layer → {code: name}
         rows = conn.execute(text("""
-            SELECT layer, kind, code, name, ST_AsBinary(geom) AS wkb FROM district_parts
+            SELECT layer, code, name, ST_AsBinary(geom) AS wkb FROM district_parts WHERE kind = 'district'
              ORDER BY layer, code, district_id, part"""))
         grouped = {}
         for r in rows:
-            grouped.setdefault((r.kind, r.layer), ([], []))
-            grouped[r.kind, r.layer][0].append(bytes(r.wkb))
-            grouped[r.kind, r.layer][1].append(r.code)
-            if r.kind != "boundary":
-                self.names.setdefault(r.layer, {})[r.code] = r.name
-        pieces = [], []
-        for (kind, layer), (wkbs, codes) in grouped.items():
-            if kind == "boundary":
-                pieces[0].extend(wkbs)
-                pieces[1].extend(["in"] * len(wkbs))
-            else:
-                self.districts[layer] = _Tree(shapely.from_wkb(wkbs), np.array(codes, dtype=object))
-        self.boundary = _Tree(shapely.from_wkb(pieces[0]), np.array(pieces[1], dtype=object)) if pieces[0] else None
-        self.boundary_polygons = shapely.from_wkb([bytes(w) for w in conn.execute(text(
+            wkbs, codes = grouped.setdefault(r.layer, ([], []))
+            wkbs.append(bytes(r.wkb))
+            codes.append(r.code)
+            self.names.setdefault(r.layer, {})[r.code] = r.name
+        for layer, (wkbs, codes) in grouped.items():
+            self.districts[layer] = _Tree(shapely.from_wkb(wkbs), np.array(codes, dtype=object))
+        self.boundary = shapely.from_wkb([bytes(w) for w in conn.execute(text(
             "SELECT ST_AsBinary(d.geom) FROM districts d JOIN layers l ON l.id = d.layer_id "
             "WHERE l.kind = 'boundary'")).scalars()])
-        shapely.prepare(self.boundary_polygons)
+        shapely.prepare(self.boundary)
         self.parcels = None
         if with_parcels:
             prow = conn.execute(text("SELECT parcel_id, ST_AsBinary(geom) AS wkb FROM parcels")).all()
@@ -97,36 +90,34 @@ class LayerIndex:
         """dict: 'inside' (bool array), 'parcel_id' and one code array per district layer.
 
         boundary=False skips the boundary test ('inside' is then just "has valid coordinates"), for points
-        already known to be inside (see inside()): the bulk import tests the whole file against the
-        boundary first, then locates the rows it keeps chunk by chunk."""
-        lons = np.asarray(lons, dtype=float)
-        lats = np.asarray(lats, dtype=float)
-        valid = np.isfinite(lons) & np.isfinite(lats) & (np.abs(lats) <= 90) & (np.abs(lons) <= 180)
+        already known to be inside: the bulk import tests the whole file against the boundary first
+        (inside()), then locates the rows it keeps chunk by chunk."""
+        lons, lats, valid = _checked(lons, lats)
         points = shapely.points(np.where(valid, lons, 0.0), np.where(valid, lats, 0.0))
         points[~valid] = None
         tree, n = shapely.STRtree(points), len(points)   # missing points are left out of the tree
-        result = {}
-        if boundary and self.boundary is not None:
-            result["inside"] = (self.boundary.assign(tree, n) != None) & valid  # noqa: E711
-        else:
-            result["inside"] = valid
+        result = {"inside": self.inside(lons, lats) if boundary else valid}
         result["parcel_id"] = self.parcels.assign(tree, n) if self.parcels else np.full(n, None, object)
         for layer, layer_tree in self.districts.items():
             result[layer] = layer_tree.assign(tree, n)
         return result
 
     def inside(self, lons, lats):
-        """Bool array: the point has valid coordinates and the city boundary covers it (no layer lookups).
-
-        The same answer as locate()'s 'inside', tested point by point against the prepared boundary without
-        building point objects or a tree: for a point, intersecting a polygon is being covered by it."""
-        lons = np.asarray(lons, dtype=float)
-        lats = np.asarray(lats, dtype=float)
-        valid = np.isfinite(lons) & np.isfinite(lats) & (np.abs(lats) <= 90) & (np.abs(lons) <= 180)
-        if self.boundary is None:
+        """Bool array: the point has valid coordinates and the city boundary covers it (True everywhere
+        valid when no boundary is loaded). Tested against each prepared boundary polygon without building
+        point objects or a tree: for a point, intersecting a polygon is being covered by it."""
+        lons, lats, valid = _checked(lons, lats)
+        if not len(self.boundary):
             return valid
         xs, ys = np.where(valid, lons, 0.0), np.where(valid, lats, 0.0)
         hit = np.zeros(len(lons), dtype=bool)
-        for polygon in self.boundary_polygons:
+        for polygon in self.boundary:
             hit |= shapely.intersects_xy(polygon, xs, ys)
         return hit & valid
+
+
+def _checked(lons, lats):
+    """The coordinates as float arrays, and which of them are a usable point (finite, within range)."""
+    lons = np.asarray(lons, dtype=float)
+    lats = np.asarray(lats, dtype=float)
+    return lons, lats, np.isfinite(lons) & np.isfinite(lats) & (np.abs(lats) <= 90) & (np.abs(lons) <= 180)

@@ -157,13 +157,14 @@ def test_a_point_on_a_shared_edge_gets_the_smallest_code_in_both_paths(engine, c
 
 
 def test_inside_alone_is_locates_boundary_test(engine, cases, strtree):
-    """LayerIndex.inside (the bulk import's whole-file boundary test, with no point objects or tree) gives
-    locate()'s 'inside' for every case, for points on the boundary's own vertices, and for bad values."""
+    """LayerIndex.inside (the boundary test of locate() and the bulk import's whole-file one, with no point
+    objects or tree) gives locate()'s 'inside' for every case, covers the boundary's own vertices, and
+    refuses bad values. (locate()'s 'inside' is checked against the SQL in the test above.)"""
     import shapely
     with engine.connect() as conn:
         index = LayerIndex(conn)
     assert (index.inside(cases["lon"].to_numpy(), cases["lat"].to_numpy()) == strtree["inside"]).all()
-    vertices = np.concatenate([shapely.get_coordinates(g)[::25] for g in index.boundary_polygons])
+    vertices = np.concatenate([shapely.get_coordinates(g)[::25] for g in index.boundary])
     lons = np.concatenate([vertices[:, 0], [np.nan, 200.0, -71.05, -71.05]])
     lats = np.concatenate([vertices[:, 1], [42.3, 42.3, np.inf, 95.0]])
     inside = index.inside(lons, lats)
