@@ -1,6 +1,6 @@
 """Historical load of past requests (Boston 311 CSV, Open311 GeoReport v2 JSON lines), set-based.
 
-Rows are read with pyarrow (pandas when pyarrow cannot), tested against the city boundary and
+Rows are read by gis.bulk_files (pyarrow; pandas when pyarrow cannot), tested against the city boundary and
 de-duplicated by id, then, chunk by chunk, located in memory with STRtree (gis.spatial_index), routed
 with the same rules as live intake (gis.routing), COPYed (CSV written by pyarrow) into a staging table
 and moved into service_requests (with one 'created' event each, and a 'closed' event for closed ones) by
@@ -36,26 +36,20 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
-import pyarrow.json as pa_json
 from sqlalchemy import text
 from tqdm import tqdm
 
-from gis import bulk_indexes, geocode
+from gis import bulk_files, bulk_indexes, geocode
 from gis.errors import InvalidInput
 from gis.intake import PLACE_MIN_SCORE
 from gis.routing import Router
 from gis.spatial_index import LayerIndex
 
-FORMATS = ("boston-csv", "open311-json")
 # Boston's systems file a request they could not place on City Hall: a fake hot spot in ward 3 / A1 if loaded
 # as it is. Such a row is placed by its address (the geocoder, as intake would: a confident, unambiguous
 # match), else refused with its reason.
 PLACEHOLDERS = ((42.3594, -71.0587),)
 CHUNK = 25_000          # rows per COPY + INSERT … SELECT (the progress bar moves per chunk)
-_CLOSURE = (("duplicate", "duplicate"), ("invalid", "not_found"), ("unable to", "not_found"),
-            ("not found", "not_found"), ("refer", "referred"), ("external", "referred"),
-            ("resolved", "fixed"), ("fixed", "fixed"), ("complete", "fixed"), ("repaired", "fixed"),
-            ("removed", "fixed"), ("picked up", "fixed"))
 
 
 @dataclass
@@ -89,109 +83,6 @@ class BulkReport:
             lines.append(f"    unknown services, most frequent: {names} — add them to the catalogue, or load "
                          "the file as one service with --service CODE")
         return "\n".join(lines)
-
-
-def closure_reason(text_value):
-    low = str(text_value or "").lower()
-    for needle, reason in _CLOSURE:
-        if needle in low:
-            return reason
-    return "no_action"
-
-
-def _col(df, name, default=""):
-    """A column, or a column of `default` when the file does not have it (optional fields)."""
-    return df[name] if name in df.columns else pd.Series(default, index=df.index, dtype=object)
-
-
-def _read(path, fmt):
-    if fmt == "boston-csv":
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
-        need = {"CASE_ENQUIRY_ID", "OPEN_DT", "CASE_STATUS", "TYPE", "LATITUDE", "LONGITUDE"}
-        missing = need - set(df.columns)
-        if missing:
-            raise InvalidInput(f"{path} is not a Boston 311 CSV: missing {', '.join(sorted(missing))}")
-        when = "%m/%d/%Y %I:%M:%S %p"
-        return pd.DataFrame({
-            "public_id": df["CASE_ENQUIRY_ID"].str.strip(),
-            "service_name": df["TYPE"].str.strip(),
-            "service_code": "",
-            "status": df["CASE_STATUS"].str.strip().str.lower(),
-            "description": _col(df, "CASE_TITLE"),
-            "address": _col(df, "Location").str.replace(r"\s{2,}", ", ", regex=True),
-            "lat": pd.to_numeric(df["LATITUDE"], errors="coerce"),
-            "lon": pd.to_numeric(df["LONGITUDE"], errors="coerce"),
-            "requested_at": pd.to_datetime(df["OPEN_DT"], format=when, errors="coerce"),
-            "expected_at": pd.to_datetime(_col(df, "TARGET_DT"), format=when, errors="coerce"),
-            "closed_at": pd.to_datetime(_col(df, "CLOSED_DT"), format=when, errors="coerce"),
-            "closure_text": _col(df, "CLOSURE_REASON"),
-            "channel_text": _col(df, "Source"),
-        }), "America/New_York"
-    if fmt == "open311-json":
-        df = _read_json_lines(path)
-        for col in ("service_request_id", "lat", "long", "requested_datetime"):
-            if col not in df.columns:
-                raise InvalidInput(f"{path} is not Open311 GeoReport v2 JSON: no {col!r} field")
-        requested = pd.to_datetime(df["requested_datetime"], errors="coerce", utc=True)
-        updated = pd.to_datetime(_col(df, "updated_datetime"), errors="coerce", utc=True)
-        status = _col(df, "status", "open").fillna("open").astype(str).str.lower()
-        return pd.DataFrame({
-            "public_id": df["service_request_id"].astype(str).str.strip(),
-            "service_name": _col(df, "service_name").fillna("").astype(str).str.strip(),
-            "service_code": _col(df, "service_code").fillna("").astype(str).str.strip(),
-            "status": status,
-            "description": _col(df, "description").fillna("").astype(str).str.slice(0, 4000),
-            "address": _col(df, "address").fillna("").astype(str),
-            "lat": pd.to_numeric(df["lat"], errors="coerce"),
-            "lon": pd.to_numeric(df["long"], errors="coerce"),
-            "requested_at": requested,
-            "expected_at": pd.to_datetime(df.get("expected_datetime"), errors="coerce", utc=True)
-            if "expected_datetime" in df.columns else pd.NaT,
-            "closed_at": updated.where(status == "closed"),
-            "closure_text": _col(df, "status_notes").fillna("").astype(str),
-            "channel_text": "open311",
-        }), None
-    raise InvalidInput(f"format must be one of {', '.join(FORMATS)}")
-
-
-def _read_json_lines(path):
-    """JSON lines as a DataFrame: pyarrow's reader (~10x pandas'), pandas' when pyarrow refuses the file
-    (e.g. a field that is a number in one record and a string in another); both keep absent fields absent.
-    pyarrow types ISO 8601 date fields as UTC timestamps when every value is one (offsets applied), as
-    pandas' to_datetime(utc=True) does afterwards for the others."""
-    try:
-        # Streamed: pyarrow inflates the file while its threads parse the blocks already inflated (0.45-0.6 s
-        # -> 0.26-0.28 s for the 82 MB illegal-parking file). Columns may come in another order; read by name.
-        with pa.input_stream(str(path), compression="gzip" if str(path).endswith(".gz") else None) as stream:
-            table = pa_json.read_json(stream)
-    except (pa.ArrowInvalid, OSError, EOFError):
-        table = None
-    if table is not None:
-        for i, fld in enumerate(table.schema):   # numeric ids stay digits (not 1.01e11) even with gaps
-            if pa.types.is_integer(fld.type) and fld.name not in ("lat", "long"):
-                table = table.set_column(i, fld.name, table.column(i).cast(pa.string()))
-        return table.to_pandas()
-    try:
-        return pd.read_json(path, lines=True, dtype=False)
-    except ValueError as exc:
-        raise InvalidInput(f"{path} is not Open311 JSON lines: {exc}") from None
-
-
-def _channel(value):
-    low = str(value or "").lower()
-    if "call" in low or "phone" in low:
-        return "voice"
-    if "app" in low or "open311" in low or "twitter" in low:
-        return "open311"
-    if "employee" in low or "internal" in low:
-        return "agent"
-    return "import"
-
-
-def _localize(series, tz):
-    if tz is None or series is pd.NaT:
-        return series
-    return series.dt.tz_localize(tz, ambiguous="NaT", nonexistent="shift_forward").dt.tz_convert("UTC")
 
 
 STAGING = """CREATE TEMP TABLE bulk_staging (
@@ -255,7 +146,7 @@ def import_requests(engine, path, fmt, service_code=None, progress=True, rebuild
     with engine.begin() as conn, ThreadPoolExecutor(max_workers=1, thread_name_prefix="pin311-bulk-read") as reader:
         # The file is read in a thread while this one loads the layers and rules (the parsers and the
         # database driver let go of the GIL for most of it); the connection stays with this thread.
-        reading = reader.submit(_read, path, fmt)
+        reading = reader.submit(bulk_files.read, path, fmt)
         # Skips the per-row triggers this load replaces, set-based (migration 0011); SET LOCAL ends with
         # the transaction, so the pooled connection goes back as it came.
         conn.execute(text("SET LOCAL pin311.bulk = 'on'"))
@@ -290,7 +181,7 @@ def import_requests(engine, path, fmt, service_code=None, progress=True, rebuild
         bar.update(report.read - len(df))          # refused and repeated rows are done with
         for col in ("requested_at", "expected_at", "closed_at"):
             if col in df and hasattr(df[col], "dt"):
-                df[col] = _localize(df[col], tz) if df[col].dt.tz is None else df[col]
+                df[col] = bulk_files.localize(df[col], tz) if df[col].dt.tz is None else df[col]
         df = df.sort_values("public_id", kind="stable")   # the unique index is filled in order
         rebuild = bulk_indexes.wants_rebuild(rebuild_indexes, len(df), bulk_indexes.rows_present(conn))
         to_load, aside, move = len(df), None, MOVE
@@ -341,21 +232,23 @@ def _load(conn, df, index, router, bar, move):
         return loaded, rows
 
     loaded = 0
+
+    def wait(pending):           # the previous chunk's load: its count, and the bar moved on
+        nonlocal loaded
+        if pending is not None:
+            n, rows = pending.result()
+            loaded += n
+            bar.update(rows)
+
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pin311-bulk-load") as loader:
         pending = None
         try:
             for start in range(0, len(df), CHUNK):
                 part = df.iloc[start:start + CHUNK]
                 csv, new_districts = _staged_csv(part, index, router, districts)
-                if pending is not None:
-                    n, rows = pending.result()
-                    loaded += n
-                    bar.update(rows)
+                wait(pending)
                 pending = loader.submit(load, csv, new_districts, len(part))
-            if pending is not None:
-                n, rows = pending.result()
-                loaded += n
-                bar.update(rows)
+            wait(pending)
         finally:
             if pending is not None:
                 pending.cancel()        # an error here: the executor still waits for a running load
@@ -374,11 +267,11 @@ def _staged_csv(part, index, router, districts):
     staged = pd.DataFrame({
         "public_id": part["public_id"], "code": part["code"],
         "status": np.where(closed, "closed", "open"),
-        "closure_reason": np.where(closed, _map_distinct(part["closure_text"], closure_reason), None),
+        "closure_reason": np.where(closed, _map_distinct(part["closure_text"], bulk_files.closure_reason), None),
         "description": part["description"], "address": part["address"], "lon": lons, "lat": lats,
         "parcel_id": where["parcel_id"], "districts_id": districts.numbers(where),
         "crew_id": pd.array(crews, dtype="Int64"), "routed_by": routed,
-        "channel": _map_distinct(part["channel_text"], _channel),
+        "channel": _map_distinct(part["channel_text"], bulk_files.channel),
         "requested_at": part["requested_at"], "expected_at": part["expected_at"], "closed_at": closed_at,
     }, index=part.index)
     buffer = io.BytesIO()

@@ -5,7 +5,7 @@ from pathlib import Path
 import click
 
 from app.config import database_url
-from gis import bulk, bulk_indexes
+from gis import bulk, bulk_files, bulk_indexes
 from gis.db import engine_for
 from gis.errors import InvalidInput
 
@@ -17,7 +17,7 @@ def _guess_format(path):
     if name.endswith((".csv", ".csv.gz")):
         return "boston-csv"
     raise InvalidInput(f"cannot tell the format of {path} from its name: give --format "
-                       f"({' or '.join(bulk.FORMATS)})")
+                       f"({' or '.join(bulk_files.FORMATS)})")
 
 
 @click.group("requests")
@@ -27,7 +27,7 @@ def group():
 
 @group.command("import")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(bulk.FORMATS), help="default: from the file name")
+@click.option("--format", "fmt", type=click.Choice(bulk_files.FORMATS), help="default: from the file name")
 @click.option("--service", "service_code", help="file every row under this service code")
 @click.option("--rebuild-indexes", "rebuild", type=click.Choice(bulk_indexes.MODES), default="auto",
               show_default=True,
