@@ -23,8 +23,9 @@ def phone(browser):
     errors = []
     context.on("page", lambda page: page.on("pageerror", lambda exc: errors.append(str(exc))))
     yield context
+    context.set_offline(False)     # a test that took the phone offline leaves it as it found it
     context.close()
-    assert not errors, errors      # no script error on any page
+    assert not errors, errors      # no script error on any page, online or offline
 
 
 @pytest.fixture

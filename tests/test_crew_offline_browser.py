@@ -8,31 +8,15 @@ chromium: a page reloaded offline comes from the worker's copy, not from the liv
 import io
 import time
 
-import pytest
 from PIL import Image
 from sqlalchemy import text
 
 from gis import crew
 from tests.conftest import browser_login, screenshot
-from tests.crew_browser_fixtures import _sign_in_elsewhere, media_dir  # noqa: F401  (fixture)
+from tests.crew_browser_fixtures import PHONE, _sign_in_elsewhere, media_dir, phone  # noqa: F401  (fixtures)
 from tests.crew_fixtures import STRAY_DOG, _dog, _user
 
-PHONE = {"width": 390, "height": 844}
 PAGES = "pin311-crew-pages"
-
-
-@pytest.fixture
-def phone(browser):
-    context = browser.new_context(bypass_csp=True, viewport=PHONE, is_mobile=True, has_touch=True,
-                                  device_scale_factor=2,
-                                  geolocation={"latitude": STRAY_DOG[0], "longitude": STRAY_DOG[1]},
-                                  permissions=["geolocation"])
-    errors = []
-    context.on("page", lambda page: page.on("pageerror", lambda exc: errors.append(str(exc))))
-    yield context
-    context.set_offline(False)
-    context.close()
-    assert not errors, errors      # no script error on any page, online or offline
 
 
 def _photo_file():
