@@ -5,20 +5,36 @@ from collections import Counter
 import click
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from tqdm import tqdm
 
-from app.cli._files import echo_summary, read_rows, write_rows
+from app.cli._files import echo_summary, read_columns, write_columns
 from app.config import database_url
 from gis.db import engine_for
 from gis.errors import InvalidInput
 from gis.spatial_index import LayerIndex
 
 CHUNK = 200_000
+PLAIN = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"     # a decimal number, as pyarrow's cast reads it
 
 
 def _numbers(values):
-    """float array; '' or text that is not a number → NaN (counted as a bad row, never an error)."""
-    return pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(dtype=float)
+    """float array of a string array; '' or text that is not a number → NaN (a bad row, never an error).
+
+    Plain decimals are read by pyarrow, correctly rounded as float() reads them (and so the single-point
+    path; pandas was off by a few units in the last place for some with 17 or more digits); anything else
+    ('', 'north', ' 42.1') by pandas' lenient reading, as before."""
+    try:
+        return pc.cast(values, pa.float64()).to_numpy()      # the usual file: every value a plain number
+    except pa.ArrowInvalid:
+        pass
+    plain = pc.match_substring_regex(values, PLAIN)
+    out = pc.cast(pc.if_else(plain, values, None), pa.float64()).to_numpy(zero_copy_only=False)
+    rest = np.flatnonzero(~plain.to_numpy(zero_copy_only=False))
+    text = pd.Series(values.take(rest).to_numpy(zero_copy_only=False), dtype=object)
+    out[rest] = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float)
+    return out
 
 
 @click.command("locate")
@@ -40,29 +56,28 @@ def group(path, lat_field, lon_field, out_path, quiet):
     layers = index.layer_names
     if not layers:
         raise InvalidInput("no district layers are loaded (try `pin311 demo load`)")
-    header, rows = read_rows(path, [lat_field, lon_field], ["parcel_id", *layers])
-    lat_i, lon_i = header.index(lat_field), header.index(lon_field)
-    lats = _numbers([r[lat_i] for r in rows])
-    lons = _numbers([r[lon_i] for r in rows])
+    header, columns = read_columns(path, [lat_field, lon_field], ["parcel_id", *layers])
+    n = len(columns[0])
+    lats = _numbers(columns[header.index(lat_field)])
+    lons = _numbers(columns[header.index(lon_field)])
     counts = Counter()
     bad = ~(np.isfinite(lats) & np.isfinite(lons) & (np.abs(lats) <= 90) & (np.abs(lons) <= 180))
     counts["no usable point"] = int(bad.sum())
-    columns = {"parcel_id": np.full(len(rows), None, object),
-               **{layer: np.full(len(rows), None, object) for layer in layers}}
-    with tqdm(total=len(rows), desc="locating", unit="pt", disable=quiet, leave=False) as bar:
-        for start in range(0, len(rows), CHUNK):
+    found = {"parcel_id": np.full(n, None, object), **{layer: np.full(n, None, object) for layer in layers}}
+    with tqdm(total=n, desc="locating", unit="pt", disable=quiet, leave=False) as bar:
+        for start in range(0, n, CHUNK):
             part = slice(start, start + CHUNK)
             where = index.locate(lons[part], lats[part])
             outside = ~where["inside"] & ~bad[part]
             counts["outside the city"] += int(outside.sum())
-            for name, col in columns.items():
+            for name, col in found.items():
                 col[part] = np.where(where["inside"], where[name], None)
             bar.update(len(where["inside"]))
-    counts["located"] = len(rows) - counts["no usable point"] - counts["outside the city"]
-    counts["in a parcel"] = int(sum(v is not None for v in columns["parcel_id"]))
+    counts["located"] = n - counts["no usable point"] - counts["outside the city"]
     names = ["parcel_id", *layers]
-    extra = [np.where(columns[n] == None, "", columns[n]) for n in names]  # noqa: E711
-    write_rows(out_path, header + names, rows, extra)
+    added = [pa.array(found[name], pa.string()) for name in names]     # None → null, written as ''
+    counts["in a parcel"] = n - added[0].null_count
+    write_columns(out_path, header + names, columns + added)
     order = ("located", "in a parcel", "outside the city", "no usable point")
     echo_summary(f"located {path} → {out_path}", [(k, counts[k]) for k in order],
-                 len(rows), time.perf_counter() - started, "points")
+                 n, time.perf_counter() - started, "points")
