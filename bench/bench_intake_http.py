@@ -1,11 +1,14 @@
 """Benchmark: HTTP intake (POST /api/v1/requests under gunicorn) vs the same transaction as raw SQL.
 
-    .venv/bin/python bench/bench_intake_http.py [--seconds 15] [--connections 8] [--threads 4]
+    .venv/bin/python bench/bench_intake_http.py [--seconds 15] [--connections 16] [--threads 16]
 
-The server is gunicorn with 2 workers on loopback, in the form we deploy (gthread, 4 threads each:
-keep-alive, a thread can run Python while another waits on PostgreSQL; `--threads 1` runs sync
-workers); the load comes from wrk (Debian's `wrk`, a second process) posting random Boston points with
-an API key. The baseline, in the same run, is the intake statement itself (gis.intake's one INSERT …
+The server is gunicorn as `pin311 serve` runs it (app/cli/serve.py: 2 gthread workers of 16 threads,
+a listening socket per worker), on loopback, without the access log; `--threads 1` runs sync workers.
+The load comes from wrk (Debian's `wrk`, a second process) posting random Boston points with an API key,
+over 16 keep-alive connections by default. With 8 (the earlier default) a worker's threads sat waiting
+on wrk between requests (4 threads a worker: 745-837 req/s with 8 against 888-917 with 16); 32 added
+only queueing (859 and 803 req/s, p99 ~100 ms); alternating runs, 2026-12-07.
+The baseline, in the same run, is the intake statement itself (gis.intake's one INSERT …
 statement: locate + route + request + event + outbox) executed through psycopg2 in the form the app runs
 it (gis/prepared.py: PREPAREd once per connection, then EXECUTE as a transaction of its own —
 autocommit, synchronous_commit on), by as many client threads as the server has transactions in flight
@@ -30,9 +33,9 @@ from pathlib import Path
 
 from common import ROOT, machine, percentile, sample_points, scratch_db
 
-from sqlalchemy import create_engine, pool, text  # noqa: E402
+from app.cli.serve import THREADS, WORKERS, gunicorn_argv  # noqa: E402
 
-WORKERS = 2
+from sqlalchemy import create_engine, pool, text  # noqa: E402
 
 
 def free_port():
@@ -96,6 +99,16 @@ def run_wrk(port, key, points, seconds, connections):
     return rate, pct, int(errors.group(1)) if errors else 0, socket_errors.group(1) if socket_errors else "", text_out
 
 
+def connections_per_worker(port, workers):
+    """How many of the load's connections each worker holds (from `ss`), e.g. "9/7"; "" without ss."""
+    if not shutil.which("ss"):
+        return ""
+    out = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{port} )"],
+                         capture_output=True, text=True).stdout
+    held = [len(re.findall(rf"pid={pid},", out)) for pid in workers]
+    return "/".join(map(str, sorted(held, reverse=True)))
+
+
 def raw_params(lat, lon):
     """The intake statement's parameters for one request like the HTTP one (tests/test_bench_params.py
     checks they are exactly the statement's: a new one would otherwise kill the raw clients)."""
@@ -149,9 +162,9 @@ def raw_sql(url, points, seconds, clients):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=15)
-    parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument("--threads", type=int, default=4,
-                        help="threads per gunicorn worker (gthread, as deployed: README, `pin311 serve`); "
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=THREADS,
+                        help="threads per gunicorn worker (gthread, as `pin311 serve` runs it); "
                              "1 = sync workers")
     args = parser.parse_args()
     if not shutil.which("wrk"):
@@ -166,10 +179,10 @@ def main():
         port = free_port()
         env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": secrets.token_hex(24),
                "PIN311_DB_POOL_SIZE": str(args.threads)}
-        kind = ["-k", "sync"] if args.threads == 1 else ["-k", "gthread", "--threads", str(args.threads)]
-        server = subprocess.Popen([str(Path(sys.executable).with_name("gunicorn")), "-w", str(WORKERS), *kind,
-                                   "-b", f"127.0.0.1:{port}", "--log-level", "warning", "wsgi:app"],
-                                  cwd=ROOT, env=env)
+        argv = gunicorn_argv("127.0.0.1", port, WORKERS, args.threads, access_log=False)
+        if args.threads == 1:
+            argv[argv.index("gthread")] = "sync"
+        server = subprocess.Popen([*argv[:-1], "--log-level", "warning", argv[-1]], cwd=ROOT, env=env)
         try:
             for _ in range(100):
                 try:
@@ -183,7 +196,11 @@ def main():
                 app_pids, db_pids = worker_pids(server.pid), backend_pids(c)
                 before_app, before_db = cpu_seconds(app_pids), cpu_seconds(db_pids)
                 before_wrk = os.times().children_user + os.times().children_system
+                spread = []
+                peek = threading.Timer(args.seconds / 2, lambda: spread.append(connections_per_worker(port, app_pids)))
+                peek.start()
                 rate, pct, non2xx, sock_err, raw_out = run_wrk(port, key, points, args.seconds, args.connections)
+                peek.join()
                 wrk_cpu = os.times().children_user + os.times().children_system - before_wrk
                 app_cpu, db_cpu = cpu_seconds(app_pids) - before_app, cpu_seconds(db_pids) - before_db
             served = rate * args.seconds
@@ -203,7 +220,8 @@ def main():
     print(f"HTTP POST /api/v1/requests  gunicorn {WORKERS} {kind}, wrk {args.connections} connections, "
           f"{args.seconds} s: {rate:,.0f} req/s, p50 {pct.get(50, float('nan')):.1f} ms, "
           f"p99 {pct.get(99, float('nan')):.1f} ms, non-2xx {non2xx}"
-          f"{', socket errors ' + sock_err if sock_err else ''}")
+          f"{', socket errors ' + sock_err if sock_err else ''}"
+          f"{'; connections per worker ' + spread[0] if spread and spread[0] else ''}")
     print(f"CPU per request: app (gunicorn workers) {app_cpu / served * 1000:.2f} ms, PostgreSQL (their sessions) "
           f"{db_cpu / served * 1000:.2f} ms, wrk {wrk_cpu / served * 1000:.2f} ms")
     print("raw intake SQL = the intake statement PREPAREd once per connection, EXECUTE in autocommit "

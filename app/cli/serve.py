@@ -1,29 +1,58 @@
 """`pin311 serve`: run the web app under gunicorn."""
 import os
+import socket
 import sys
 
 import click
 
+from gis.errors import InvalidInput
 
 # gunicorn's default line has the query string and the referrer, which carry callers' phone numbers
 # (/agent/call?from=+1617…, /agent/callers?phone=…): the log gets the path only, and no referrer.
 ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(a)s" %(M)sms'
+WORKERS, THREADS = 2, 16
+
+
+def gunicorn_argv(host, port, workers, threads, access_log=True):
+    """The gunicorn command line we serve with (the HTTP benchmark runs the same, without the access log).
+
+    --reuse-port: every worker listens on a socket of its own and the kernel spreads new connections
+    over them. With one shared socket, whichever worker wakes first takes a burst of connections, and
+    keep-alive keeps them there: a load of 16 connections opened at once (wrk; a proxy's upstream pool)
+    was seen split 16/0 and 15/1, so one worker's interpreter lock did all the work while a core idled."""
+    argv = [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", str(workers),
+            "--threads", str(threads), "--worker-class", "gthread", "--reuse-port",
+            "--timeout", "60", "--graceful-timeout", "5"]
+    if access_log:
+        argv += ["--access-logfile", "-", "--access-logformat", ACCESS_LOG_FORMAT]
+    return argv + ["wsgi:app"]
+
+
+def check_port_free(host, port):
+    """Refuse a port something already listens on. With SO_REUSEPORT a second `pin311 serve` (or any
+    program that sets it) would otherwise share the port silently and take half the connections."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # as gunicorn: TIME_WAIT is no user
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise InvalidInput(f"cannot serve on {host}:{port}: {exc.strerror} "
+                               "(another server there? try --port)") from None
 
 
 @click.command("serve")
 @click.option("--host", default=lambda: os.environ.get("PIN311_HOST", "127.0.0.1"), show_default="127.0.0.1")
 @click.option("--port", default=lambda: int(os.environ.get("PIN311_PORT", "5000")), type=int,
               show_default="5000")
-@click.option("--workers", default=2, show_default=True)
-@click.option("--threads", default=16, show_default=True,
+@click.option("--workers", default=WORKERS, show_default=True)
+@click.option("--threads", default=THREADS, show_default=True,
               help="threads per worker; open agent consoles' live streams may hold up to half of them")
 def group(host, port, workers, threads):
     """Serve the app on HOST:PORT (gunicorn, threaded workers)."""
+    check_port_free(host, port)
     click.echo(f"pin311 on http://{host}:{port}/  (Ctrl-C to stop)")
     # Live streams (one per open console) may take half the threads; the rest always serve requests.
     os.environ.setdefault("PIN311_LIVE_STREAMS", str(max(1, threads // 2)))
-    os.execv(sys.executable, [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}",
-                              "--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread",
-                              "--timeout", "60", "--graceful-timeout", "5", "--access-logfile", "-",
-                              "--access-logformat", ACCESS_LOG_FORMAT,
-                              "wsgi:app"])
+    argv = gunicorn_argv(host, port, workers, threads)
+    os.execv(argv[0], argv)
