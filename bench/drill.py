@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.drill_checks import MailSink, report, wait_drained  # noqa: E402
-from bench.drill_cluster import (BIN, Cluster, children, free_port, has_worker_command,  # noqa: E402
+from bench.drill_cluster import (Cluster, children, free_port, has_worker_command,  # noqa: E402
                                  start_worker, wait_ready)
 from bench.drill_load import SERVICES  # noqa: E402
 
@@ -71,9 +71,9 @@ def start_app(cluster, url, key, workers, mail, procs, logs):
            "PIN311_SMTP_PORT": str(mail.port), "PIN311_MAIL_FROM": "311@drill.test"}
     for name in ("PIN311_TWILIO_ACCOUNT_SID", "PIN311_ARCGIS_URL"):  # nothing leaves loopback
         env.pop(name, None)
+    from app.cli.serve import gunicorn_argv      # the form `pin311 serve` runs, a socket per worker
     procs["gunicorn"] = subprocess.Popen(
-        [str(BIN / "gunicorn"), "-w", str(workers), "-k", "gthread", "--threads", "4", "-b",
-         f"127.0.0.1:{port}", "--timeout", "30", "--graceful-timeout", "5", "wsgi:app"],
+        gunicorn_argv("127.0.0.1", port, workers, 4, access_log=False),
         cwd=ROOT, env=env, stdout=open(logs / "gunicorn.log", "w"), stderr=subprocess.STDOUT,
         start_new_session=True)
     if not wait_ready(base, key):
