@@ -33,7 +33,7 @@ from pathlib import Path
 
 from common import ROOT, machine, percentile, sample_points, scratch_db
 
-from app.cli.serve import THREADS, WORKERS, gunicorn_argv  # noqa: E402
+from app.cli.serve import THREADS, WORKERS, gunicorn_argv, server_settings  # noqa: E402
 
 from sqlalchemy import create_engine, pool, text  # noqa: E402
 
@@ -177,8 +177,8 @@ def main():
             _, key = apikeys.create(c, "bench", ("api:write", "api:read"))
             points = sample_points(c, 2000)
         port = free_port()
-        env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": secrets.token_hex(24),
-               "PIN311_DB_POOL_SIZE": str(args.threads)}
+        env = {**server_settings(args.threads), **os.environ, "DATABASE_URL": url,
+               "SECRET_KEY": secrets.token_hex(24)}
         argv = gunicorn_argv("127.0.0.1", port, WORKERS, args.threads, access_log=False)
         if args.threads == 1:
             argv[argv.index("gthread")] = "sync"

@@ -67,3 +67,23 @@ def test_each_worker_listens_on_its_own_socket_and_a_taken_port_is_refused(db_ur
     finally:
         server.terminate()
         server.communicate(timeout=30)
+
+
+def test_serve_keeps_a_database_connection_for_every_thread(monkeypatch):
+    """SQLAlchemy's pool closes a connection past pool_size when it is returned, so with the default 5 and
+    serve's 16 threads every request past the fifth in flight opened a PostgreSQL session of its own. serve
+    sizes the pool by its threads (and live streams by half of them); an operator's own values win."""
+    from click.testing import CliRunner
+
+    from app.cli import serve
+    ran = []
+    monkeypatch.setattr(serve.os, "execv", lambda path, argv: ran.append(argv))
+    for given, threads, pool, streams in (({}, 8, "8", "4"), ({}, 16, "16", "8"),
+                                          ({"PIN311_DB_POOL_SIZE": "3"}, 8, "3", "4")):
+        env = {k: v for k, v in os.environ.items() if k not in ("PIN311_DB_POOL_SIZE", "PIN311_LIVE_STREAMS")}
+        monkeypatch.setattr(serve.os, "environ", {**env, **given})
+        result = CliRunner().invoke(serve.group, ["--port", str(_free_port()), "--threads", str(threads)])
+        assert result.exit_code == 0, result.output
+        assert serve.os.environ["PIN311_DB_POOL_SIZE"] == pool
+        assert serve.os.environ["PIN311_LIVE_STREAMS"] == streams
+        assert ran[-1][ran[-1].index("--threads") + 1] == str(threads)

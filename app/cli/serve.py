@@ -28,6 +28,19 @@ def gunicorn_argv(host, port, workers, threads, access_log=True):
     return argv + ["wsgi:app"]
 
 
+def server_settings(threads):
+    """The settings a server of `threads` threads a worker needs, as environment defaults (an operator's own
+    values win; the HTTP benchmark runs with the same)."""
+    return {
+        # Live streams (one per open console) may take half the threads; the rest always serve requests.
+        "PIN311_LIVE_STREAMS": str(max(1, threads // 2)),
+        # A pooled connection kept for every thread. SQLAlchemy's pool closes a connection past pool_size
+        # when it comes back: with the default 5 and 16 threads, each request past the fifth in flight in a
+        # worker started a new PostgreSQL session (135 in a 10 s benchmark run, p99 190 ms against 47 ms).
+        "PIN311_DB_POOL_SIZE": str(threads),
+    }
+
+
 def check_port_free(host, port):
     """Refuse a port something already listens on. With SO_REUSEPORT a second `pin311 serve` (or any
     program that sets it) would otherwise share the port silently and take half the connections."""
@@ -52,7 +65,7 @@ def group(host, port, workers, threads):
     """Serve the app on HOST:PORT (gunicorn, threaded workers)."""
     check_port_free(host, port)
     click.echo(f"pin311 on http://{host}:{port}/  (Ctrl-C to stop)")
-    # Live streams (one per open console) may take half the threads; the rest always serve requests.
-    os.environ.setdefault("PIN311_LIVE_STREAMS", str(max(1, threads // 2)))
+    for name, value in server_settings(threads).items():
+        os.environ.setdefault(name, value)
     argv = gunicorn_argv(host, port, workers, threads)
     os.execv(argv[0], argv)
