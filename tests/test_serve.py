@@ -61,7 +61,7 @@ def test_each_worker_listens_on_its_own_socket_and_a_taken_port_is_refused(db_ur
         second = subprocess.run([PIN311, "serve", "--port", str(port)], capture_output=True, text=True,
                                 timeout=60, env={**os.environ, "DATABASE_URL": db_url, "SECRET_KEY": "x" * 32})
         assert second.returncode != 0
-        assert f"cannot serve on 127.0.0.1:{port}" in second.stderr + second.stdout
+        assert f"cannot serve on 127.0.0.1:{port}: something already listens there" in second.stderr + second.stdout
         assert "Traceback" not in second.stderr + second.stdout
         assert _wait_up(port).status_code == 200     # the first server is untouched
     finally:

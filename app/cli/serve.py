@@ -1,4 +1,5 @@
 """`pin311 serve`: run the web app under gunicorn."""
+import errno
 import os
 import socket
 import sys
@@ -50,8 +51,9 @@ def check_port_free(host, port):
         try:
             probe.bind((host, port))
         except OSError as exc:
-            raise InvalidInput(f"cannot serve on {host}:{port}: {exc.strerror} "
-                               "(another server there? try --port)") from None
+            why = ("something already listens there: stop it or choose another --port"
+                   if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc))
+            raise InvalidInput(f"cannot serve on {host}:{port}: {why}") from None
 
 
 @click.command("serve")
