@@ -5,8 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 5000
 # Debian packages the project needs: PostgreSQL 15 + PostGIS 3, GDAL's tools (the tests read our
-# services with ogrinfo), Chromium for the browser tests.
-APT_PACKAGES := postgresql-15 postgresql-15-postgis-3 postgresql-contrib gdal-bin chromium wrk
+# services with ogrinfo), Chromium for the browser tests, wrk for the HTTP benchmark, iproute2 for `ss`
+# (the serve test and the benchmark read how connections fall on the workers).
+APT_PACKAGES := postgresql-15 postgresql-15-postgis-3 postgresql-contrib gdal-bin chromium wrk iproute2
 
 .PHONY: setup system venv db run lint test bench drill audit clean-db
 

@@ -28,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from app.cli.serve import gunicorn_argv  # noqa: E402  (the form `pin311 serve` runs: a socket per worker)
 from bench.drill_checks import MailSink, report, wait_drained  # noqa: E402
 from bench.drill_cluster import (Cluster, children, free_port, has_worker_command,  # noqa: E402
                                  start_worker, wait_ready)
@@ -71,7 +72,6 @@ def start_app(cluster, url, key, workers, mail, procs, logs):
            "PIN311_SMTP_PORT": str(mail.port), "PIN311_MAIL_FROM": "311@drill.test"}
     for name in ("PIN311_TWILIO_ACCOUNT_SID", "PIN311_ARCGIS_URL"):  # nothing leaves loopback
         env.pop(name, None)
-    from app.cli.serve import gunicorn_argv      # the form `pin311 serve` runs, a socket per worker
     procs["gunicorn"] = subprocess.Popen(
         gunicorn_argv("127.0.0.1", port, workers, 4, access_log=False),
         cwd=ROOT, env=env, stdout=open(logs / "gunicorn.log", "w"), stderr=subprocess.STDOUT,
