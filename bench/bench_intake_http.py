@@ -202,7 +202,10 @@ def main():
                 rate, pct, non2xx, sock_err, raw_out = run_wrk(port, key, points, args.seconds, args.connections)
                 peek.join()
                 wrk_cpu = os.times().children_user + os.times().children_system - before_wrk
-                app_cpu, db_cpu = cpu_seconds(app_pids) - before_app, cpu_seconds(db_pids) - before_db
+                # sessions the workers' pools opened during the run count whole (they began in it)
+                new_db = [p for p in backend_pids(c) if p not in db_pids]
+                app_cpu = cpu_seconds(app_pids) - before_app
+                db_cpu = cpu_seconds(db_pids) - before_db + cpu_seconds(new_db)
             served = rate * args.seconds
         finally:
             server.terminate()
