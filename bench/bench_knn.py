@@ -40,13 +40,14 @@ LIMIT = 20
 GRID = (8, 5)
 GENERATE = text("""
 INSERT INTO service_requests (public_id, service_code, status, closure_reason, geom, crew_id, channel,
-                              requested_at, updated_at, expected_at, closed_at)
+                              requested_at, updated_at, expected_at, closed_at, sensitive)
 SELECT 'b' || t.g, 'bench-' || (t.g % 4), t.status, CASE WHEN t.status = 'closed' THEN 'fixed' END,
        ST_SetSRID(ST_MakePoint(t.x, t.y), 4326),
        :crew0 + least(:cols - 1, floor((t.x - :x0) / (:x1 - :x0) * :cols)::int)
               + :cols * least(:rows_ - 1, floor((t.y - :y0) / (:y1 - :y0) * :rows_)::int),
        'import', t.at, t.at, t.at + interval '3 days',
-       CASE WHEN t.status = 'closed' THEN t.at + interval '1 day' END
+       CASE WHEN t.status = 'closed' THEN t.at + interval '1 day' END,
+       false          -- what the trigger (off here) fills from the service: bench services are not sensitive
   FROM (SELECT g, CASE WHEN random() < :open_share THEN 'open' ELSE 'closed' END AS status,
                now() - random() * interval '3 years' AS at,
                :x0 + random() * (:x1 - :x0) AS x, :y0 + random() * (:y1 - :y0) AS y
