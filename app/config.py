@@ -81,7 +81,7 @@ def _secret_key():
 
 def _limit(name, default):
     """A rate limit in Flask-Limiter's notation ("120 per minute;2000 per day"), checked at start-up."""
-    import limits      # here, not at the top: ~60 ms that the batch commands, which never read it, would pay
+    import limits      # here, not at the top: ~20 ms that the batch commands, which never read it, would pay
     value = os.environ.get(name, "").strip() or default
     try:
         limits.parse_many(value)
