@@ -3,13 +3,8 @@ import csv
 import io
 from decimal import Decimal
 
-import matplotlib
-
-matplotlib.use("Agg")
-from matplotlib.figure import Figure  # noqa: E402
-
-from gis import analytics  # noqa: E402
-from gis.errors import InvalidInput, NotFound  # noqa: E402
+from gis import analytics
+from gis.errors import InvalidInput, NotFound
 
 DATASETS = ("over_time", "districts", "hot_spots", "top_categories", "crews")
 MAPS = ("districts", "hot_spots")
@@ -71,6 +66,10 @@ def chart(conn, name, args):
     if name not in DATASETS:
         raise NotFound(f"no chart {str(name)[:40]!r}")
     rows = dataset(conn, name, args)
+    # Imported on the first chart, not when the app loads: ~0.2 s of every web worker's start, which with a
+    # socket per worker (`pin311 serve --reuse-port`) is time its share of new connections waits.
+    # Figure alone (no pyplot) draws without a GUI backend.
+    from matplotlib.figure import Figure
     fig = Figure(figsize=(7, 3.2), dpi=96)
     ax = fig.add_subplot()
     if not rows:
