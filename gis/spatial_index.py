@@ -92,7 +92,7 @@ class LayerIndex:
         boundary=False skips the boundary test ('inside' is then just "has valid coordinates"), for points
         already known to be inside: the bulk import tests the whole file against the boundary first
         (inside()), then locates the rows it keeps chunk by chunk."""
-        lons, lats, valid = _checked(lons, lats)
+        lons, lats, valid = checked(lons, lats)
         points = shapely.points(np.where(valid, lons, 0.0), np.where(valid, lats, 0.0))
         points[~valid] = None
         tree, n = shapely.STRtree(points), len(points)   # missing points are left out of the tree
@@ -106,7 +106,7 @@ class LayerIndex:
         """Bool array: the point has valid coordinates and the city boundary covers it (True everywhere
         valid when no boundary is loaded). Tested against each prepared boundary polygon without building
         point objects or a tree: for a point, intersecting a polygon is being covered by it."""
-        lons, lats, valid = _checked(lons, lats)
+        lons, lats, valid = checked(lons, lats)
         if not len(self.boundary):
             return valid
         xs, ys = np.where(valid, lons, 0.0), np.where(valid, lats, 0.0)
@@ -116,7 +116,7 @@ class LayerIndex:
         return hit & valid
 
 
-def _checked(lons, lats):
+def checked(lons, lats):
     """The coordinates as float arrays, and which of them are a usable point (finite, within range)."""
     lons = np.asarray(lons, dtype=float)
     lats = np.asarray(lats, dtype=float)

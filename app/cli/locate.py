@@ -13,7 +13,7 @@ from app.cli._files import echo_summary, read_columns, write_columns
 from app.config import database_url
 from gis.db import engine_for
 from gis.errors import InvalidInput
-from gis.spatial_index import LayerIndex
+from gis.spatial_index import LayerIndex, checked
 
 CHUNK = 200_000
 PLAIN = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"     # a decimal number, as pyarrow's cast reads it
@@ -61,7 +61,7 @@ def group(path, lat_field, lon_field, out_path, quiet):
     lats = _numbers(columns[header.index(lat_field)])
     lons = _numbers(columns[header.index(lon_field)])
     counts = Counter()
-    bad = ~(np.isfinite(lats) & np.isfinite(lons) & (np.abs(lats) <= 90) & (np.abs(lons) <= 180))
+    bad = ~checked(lons, lats)[2]     # the same test locate() makes: finite and within range
     counts["no usable point"] = int(bad.sum())
     found = {"parcel_id": np.full(n, None, object), **{layer: np.full(n, None, object) for layer in layers}}
     with tqdm(total=n, desc="locating", unit="pt", disable=quiet, leave=False) as bar:
