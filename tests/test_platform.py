@@ -256,36 +256,3 @@ def test_demo_accounts_file_is_only_for_the_checkouts_own_database(monkeypatch, 
     assert notes.exists() is own_cluster
     if own_cluster:
         assert notes.read_text() == "demo-agent\tagent\tpw-123\n" and notes.stat().st_mode & 0o077 == 0
-
-
-def test_the_access_log_keeps_no_callers_phone_numbers(db_url):
-    """The console's screen-pop and caller look-up carry the phone in the query string (and then in the
-    referrer of what follows); `pin311 serve` logs the path only."""
-    import socket
-    import time
-
-    import requests
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "DATABASE_URL": db_url, "SECRET_KEY": "x" * 32}
-    server = subprocess.Popen([str(Path(sys.executable).with_name("pin311")), "serve", "--port", str(port),
-                               "--workers", "1", "--threads", "2"], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.3)
-        answer = requests.get(f"http://127.0.0.1:{port}/agent/call?from=%2B16175550142", timeout=10,
-                              allow_redirects=False,
-                              headers={"Referer": f"http://127.0.0.1:{port}/agent/callers?phone=6175550142"})
-        assert answer.status_code in (302, 401, 403)
-    finally:
-        server.terminate()
-        log = server.communicate(timeout=30)[0]
-    assert "GET /agent/call " in log                     # the request is logged …
-    assert "6175550142" not in log                       # … without the number, from the URL or the referrer

@@ -1,4 +1,5 @@
-"""`pin311 serve`: every worker listens on its own socket, and a port already taken is refused."""
+"""`pin311 serve`: every worker listens on its own socket, a port already taken is refused, the pool fits the
+threads, and the access log keeps no phone numbers."""
 import os
 import re
 import shutil
@@ -87,3 +88,21 @@ def test_serve_keeps_a_database_connection_for_every_thread(monkeypatch):
         assert serve.os.environ["PIN311_DB_POOL_SIZE"] == pool
         assert serve.os.environ["PIN311_LIVE_STREAMS"] == streams
         assert ran[-1][ran[-1].index("--threads") + 1] == str(threads)
+
+
+def test_the_access_log_keeps_no_callers_phone_numbers(db_url):
+    """The console's screen-pop and caller look-up carry the phone in the query string (and then in the
+    referrer of what follows); `pin311 serve` logs the path only."""
+    port = _free_port()
+    server = _serve(db_url, port, workers=1)
+    try:
+        _wait_up(port)
+        answer = requests.get(f"http://127.0.0.1:{port}/agent/call?from=%2B16175550142", timeout=10,
+                              allow_redirects=False,
+                              headers={"Referer": f"http://127.0.0.1:{port}/agent/callers?phone=6175550142"})
+        assert answer.status_code in (302, 401, 403)
+    finally:
+        server.terminate()
+        log = server.communicate(timeout=30)[0]
+    assert "GET /agent/call " in log                     # the request is logged …
+    assert "6175550142" not in log                       # … without the number, from the URL or the referrer
