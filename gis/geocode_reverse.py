@@ -3,12 +3,29 @@ from sqlalchemy import text
 
 from gis.geocode_candidates import from_row
 
-_REVERSE = text("""
+# The gazetteer address at a spot: the nearest within AT_SPOT_M metres, in metres (degrees of longitude
+# are shorter than degrees of latitude), the lowest id among equally near ones (the gazetteer has several
+# addresses on one point: 5 and 7 Mohawk St). {g} is the point's SQL expression. The intake statement
+# stores it as a ticket's address and the pin preview shows it, so the two always name the same place.
+# The box (at least AT_SPOT_M each way: a degree of longitude is >= 111,000 m x cos(lat), of latitude
+# >= 110,000 m) lets the index read only the points near the pin: cheaper than a nearest-neighbour scan
+# (PostgreSQL CPU per intake 0.708 -> 0.665 ms, medians of six alternating rounds).
+AT_SPOT_M = 30
+AT_SPOT = f"""
+SELECT * FROM address_points
+ WHERE geom && ST_Expand({{g}}, {AT_SPOT_M} / (111000 * cos(radians(ST_Y({{g}})))), {AT_SPOT_M} / 110000.0)
+   AND ST_DWithin(geom::geography, {{g}}::geography, {AT_SPOT_M})
+ ORDER BY geom::geography <-> {{g}}::geography, id LIMIT 1"""
+
+_REVERSE = text(f"""
     SELECT a.id, a.address, a.city, a.zip, ST_Y(a.geom) AS lat, ST_X(a.geom) AS lon,
            ST_Distance(a.geom::geography, p.g::geography) AS distance_m,
            (SELECT parcel_id FROM parcels WHERE ST_Covers(geom, p.g) ORDER BY parcel_id LIMIT 1) AS parcel_id
       FROM (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS g) p
-      CROSS JOIN LATERAL (SELECT * FROM address_points ORDER BY geom <-> p.g LIMIT 1) a""")
+      -- the address at the spot; failing one, the nearest anywhere (by degrees: a hint, not an address)
+      CROSS JOIN LATERAL (({AT_SPOT.format(g="p.g")})
+                          UNION ALL
+                          (SELECT * FROM address_points ORDER BY geom <-> p.g LIMIT 1) LIMIT 1) a""")
 
 
 def reverse(conn, lat, lon):

@@ -15,6 +15,7 @@ from sqlalchemy import text
 from gis import geocode, prepared
 from gis.errors import (AddressNotFound, AmbiguousAddress, Conflict, InvalidInput, InvalidLocation,
                         OutsideJurisdiction)
+from gis.geocode_reverse import AT_SPOT
 from gis.locate import LOCATE_CTE, ROUTED_BY, RULE_LATERAL, check_point
 from gis.services import catalogue, validate_attributes
 
@@ -64,9 +65,8 @@ ins AS (
                                 address_note, address_id, parcel_id, districts, crew_id, routed_by, channel,
                                 media_url, expected_at, idempotency_key)
   SELECT d.code, d.sensitive, 'open', :description, CAST(:attributes AS jsonb), d.g, coalesce(:address, (
-           -- given only coordinates: the gazetteer address at the spot, if one is within 30 m
-           SELECT n.address FROM (SELECT a.address, a.geom FROM address_points a ORDER BY a.geom <-> d.g LIMIT 1) n
-            WHERE ST_DWithin(n.geom::geography, d.g::geography, 30))), :address_note, :address_id,
+           -- given only coordinates: the gazetteer address at the spot, if there is one
+           SELECT a.address FROM ({AT_SPOT.format(g="d.g")}) a)), :address_note, :address_id,
          d.parcel ->> 'parcel_id', d.districts, d.crew_id, d.routed_by, :channel, :media_url,
          CASE WHEN :has_sla THEN d.expected_at END, :idempotency_key
     FROM decision d WHERE d.inside

@@ -4,7 +4,7 @@ import time
 import pytest
 from sqlalchemy import text
 
-from gis import intake
+from gis import geocode, intake
 from gis.errors import (AddressNotFound, Conflict, InvalidAttribute, InvalidInput, InvalidLocation,
                         OutsideJurisdiction, UnknownService)
 
@@ -208,6 +208,37 @@ def test_coordinates_alone_get_the_gazetteer_address_at_the_spot_and_none_away_f
          WHERE NOT EXISTS (SELECT 1 FROM address_points a WHERE ST_DWithin(a.geom::geography, p.geom::geography, 100))
          LIMIT 1""")).one()
     assert _submit(conn, lat=lonely.lat, lon=lonely.lon)["address"] is None
+
+
+def test_the_address_at_the_spot_is_the_nearest_one_within_30_m_in_every_direction(conn):
+    """Pins 20-40 m from an address point, every bearing: the ticket gets the address nearest in metres
+    within 30 m, the lowest id among equally near ones (what a search of the whole gazetteer gives: the
+    statement's box must never cut one off), and the pin preview (reverse geocoding) names the same."""
+    pins = conn.execute(text("""
+        SELECT ST_Y(p) AS lat, ST_X(p) AS lon
+          FROM (SELECT ST_Project(geom::geography, 20 + (k % 21), radians((k * 37) % 360))::geometry AS p
+                  FROM (SELECT geom, row_number() OVER (ORDER BY md5(id::text)) AS k
+                          FROM address_points ORDER BY md5(id::text) LIMIT 240) a) s""")).all()
+    whole = text("""
+        SELECT address FROM address_points, (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS g) p
+         WHERE ST_DWithin(geom::geography, p.g::geography, 30)
+         ORDER BY geom::geography <-> p.g::geography, id LIMIT 1""")
+    answers = []
+    for pin in pins:
+        try:
+            got = _submit(conn, lat=pin.lat, lon=pin.lon)["address"]
+        except OutsideJurisdiction:        # a pin pushed into the harbour
+            continue
+        answers.append((got, conn.scalar(whole, {"lat": pin.lat, "lon": pin.lon})))
+        preview = geocode.reverse(conn, pin.lat, pin.lon)
+        if got is not None:
+            assert preview["address"] == got
+        else:                              # the nearest anywhere, further than the spot
+            assert preview["distance_m"] > 30
+    assert len(answers) > 200
+    assert [got for got, _ in answers] == [want for _, want in answers]
+    found = sum(got is not None for got, _ in answers)
+    assert 0 < found < len(answers)       # both kinds of pin were tried
 
 
 @pytest.mark.parametrize("raw, stored", [
