@@ -62,16 +62,29 @@ end
 """
 
 
-def cpu_seconds(pids):
-    """User + system CPU seconds used so far by these processes (/proc/<pid>/stat, clock ticks)."""
-    total = 0
+def cpu_by_pid(pids):
+    """{pid: user + system CPU seconds used so far} for those of these processes still running."""
+    used = {}
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue                                    # gone
-        total += int(fields[11]) + int(fields[12])      # utime, stime
-    return total / os.sysconf("SC_CLK_TCK")
+        used[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")   # utime, stime
+    return used
+
+
+def cpu_seconds(pids):
+    """User + system CPU seconds used so far by these processes (/proc/<pid>/stat, clock ticks)."""
+    return sum(cpu_by_pid(pids).values())
+
+
+def cpu_since(before, pids):
+    """CPU seconds `pids` used since `before` (a cpu_by_pid): a process begun since counts whole, one
+    gone since counts nothing (its last seconds are unknowable; subtracting its whole past from a sum
+    of the living, as a difference of two sums does, undercounted the database side)."""
+    now = cpu_by_pid(pids)
+    return sum(used - before.get(pid, 0.0) for pid, used in now.items()), len(set(before) - set(now))
 
 
 def worker_pids(server_pid):
@@ -167,8 +180,8 @@ def http_round(server, engine, port, key, points, seconds, connections):
     """One wrk run against the server; (rate, percentiles, non-2xx, socket errors, split, app CPU, db CPU,
     wrk CPU) — CPU in seconds over the run: the workers', their PostgreSQL sessions', wrk's."""
     with engine.connect() as c:
-        app_pids, db_pids = worker_pids(server.pid), backend_pids(c)
-        before_app, before_db = cpu_seconds(app_pids), cpu_seconds(db_pids)
+        app_pids = worker_pids(server.pid)
+        before_app, before_db = cpu_by_pid(app_pids), cpu_by_pid(backend_pids(c))
         before_wrk = os.times().children_user + os.times().children_system
         spread = []
         peek = threading.Timer(seconds / 2, lambda: spread.append(connections_per_worker(port, app_pids)))
@@ -176,11 +189,12 @@ def http_round(server, engine, port, key, points, seconds, connections):
         rate, pct, non2xx, sock_err, _ = run_wrk(port, key, points, seconds, connections)
         peek.join()
         wrk_cpu = os.times().children_user + os.times().children_system - before_wrk
-        # sessions the workers' pools opened during the run count whole (they began in it)
-        new_db = [p for p in backend_pids(c) if p not in db_pids]
-        app_cpu = cpu_seconds(app_pids) - before_app
-        db_cpu = cpu_seconds(db_pids) - before_db + cpu_seconds(new_db)
-    return rate, pct, non2xx, sock_err, spread[0] if spread else "", app_cpu, db_cpu, wrk_cpu
+        app_cpu, _ = cpu_since(before_app, app_pids)
+        db_cpu, ended = cpu_since(before_db, backend_pids(c))
+    split = spread[0] if spread else ""
+    if ended:
+        split += f"; {ended} database sessions ended during the run, their CPU in it not counted"
+    return rate, pct, non2xx, sock_err, split, app_cpu, db_cpu, wrk_cpu
 
 
 def median(values):
