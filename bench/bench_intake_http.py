@@ -35,17 +35,11 @@ import threading
 import time
 from pathlib import Path
 
-from common import ROOT, machine, percentile, sample_points, scratch_db
+from common import ROOT, free_port, machine, percentile, sample_points, scratch_db
 
 from app.cli.serve import THREADS, WORKERS, gunicorn_argv, server_settings  # noqa: E402
 
 from sqlalchemy import create_engine, pool, text  # noqa: E402
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 LUA = """

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import scratch_db  # noqa: E402
+from bench.common import free_port, scratch_db  # noqa: E402
 from sqlalchemy import create_engine, pool, text  # noqa: E402
 
 PREPARE = ("CREATE TEMP TABLE IF NOT EXISTS bench_addr AS "
@@ -141,12 +141,6 @@ def downtown_block(z, lat=42.3554, lon=-71.0605, size=4):
     x = int((lon + 180) / 360 * n)
     y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
     return [(z, x + i, y + j) for i in range(size) for j in range(size)]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wrk_cached(url, tiles, seconds):

@@ -7,6 +7,7 @@ benchmark never writes into it.
 import contextlib
 import os
 import random
+import socket
 import sys
 from pathlib import Path
 
@@ -22,6 +23,13 @@ def percentile(values, q):
     if not ordered:
         return float("nan")
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def free_port():
+    """A TCP port on loopback that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _admin(url):

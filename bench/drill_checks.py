@@ -9,7 +9,7 @@ from collections import Counter
 
 from sqlalchemy import text
 
-from bench.drill_cluster import free_port
+from bench.common import free_port
 
 RECOVERY_LIMIT = 20.0
 

@@ -1,7 +1,6 @@
 """The fault drill's own PostgreSQL cluster and the processes it starts and kills (bench/drill.py)."""
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -77,12 +76,6 @@ class Cluster:
             raise RuntimeError("pg_dump of the dev database failed")
         if restore.returncode not in (0, 1):  # 1: warnings (e.g. extension comments)
             raise RuntimeError(f"pg_restore failed: {restore.stderr[-2000:]}")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def children(pid):
