@@ -75,8 +75,8 @@ def cpu_seconds(pids):
 
 def cpu_since(before, pids):
     """CPU seconds `pids` used since `before` (a cpu_by_pid): a process begun since counts whole, one
-    gone since counts nothing (its last seconds are unknowable; subtracting its whole past from a sum
-    of the living, as a difference of two sums does, undercounted the database side)."""
+    gone since counts nothing (its last seconds are unknowable; a difference of two sums would take its
+    whole past off the living's CPU)."""
     now = cpu_by_pid(pids)
     return sum(used - before.get(pid, 0.0) for pid, used in now.items()), len(set(before) - set(now))
 
