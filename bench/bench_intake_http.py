@@ -42,6 +42,8 @@ from app.cli.serve import THREADS, WORKERS, gunicorn_argv, server_settings  # no
 from sqlalchemy import create_engine, pool, text  # noqa: E402
 
 
+WARM_UP_S = 10
+
 LUA = """
 local points = {%(points)s}
 local i = 0
@@ -234,7 +236,10 @@ def main():
                     break
                 except OSError:
                     time.sleep(0.1)
-            run_wrk(port, key, points, 3, args.connections)                      # warm-up
+            # Warm-up. After 3 s the first round's p99 was still 126-203 ms in 5 of 11 runs (~50 ms in the
+            # later rounds); after 10 s, 58, 60 and 84 ms in three: a fresh worker's first seconds are not
+            # what a running server sees (why they are slow was not found; not the garbage collector).
+            run_wrk(port, key, points, WARM_UP_S, args.connections)
             # HTTP and its baseline alternate, so a drift of the host's speed falls on both alike
             for _ in range(args.rounds):
                 http = http_round(server, engine, port, key, points, per_round, args.connections)
