@@ -25,19 +25,18 @@ import argparse
 import json
 import os
 import re
-import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+from statistics import median_high
 
-from common import ROOT, free_port, machine, percentile, sample_points, scratch_db
+from common import free_port, machine, percentile, sample_points, scratch_db, serve
 
-from app.cli.serve import THREADS, WORKERS, gunicorn_argv, server_settings  # noqa: E402
+from app.cli.serve import THREADS, WORKERS  # noqa: E402
 
 from sqlalchemy import create_engine, pool, text  # noqa: E402
 
@@ -193,11 +192,6 @@ def http_round(server, engine, port, key, points, seconds, connections):
     return rate, pct, non2xx, sock_err, split, app_cpu, db_cpu, wrk_cpu
 
 
-def median(values):
-    ordered = sorted(values)
-    return ordered[len(ordered) // 2]
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=15, help="of HTTP load in all (and as much raw SQL)")
@@ -223,19 +217,8 @@ def main():
             _, key = apikeys.create(c, "bench", ("api:write", "api:read"))
             points = sample_points(c, 2000)
         port = free_port()
-        env = {**server_settings(args.threads), **os.environ, "DATABASE_URL": url,
-               "SECRET_KEY": secrets.token_hex(24)}
-        argv = gunicorn_argv("127.0.0.1", port, WORKERS, args.threads, access_log=False)
-        if args.threads == 1:
-            argv[argv.index("gthread")] = "sync"
-        server = subprocess.Popen([*argv[:-1], "--log-level", "warning", argv[-1]], cwd=ROOT, env=env)
+        server = serve(url, port, args.threads)
         try:
-            for _ in range(100):
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    time.sleep(0.1)
             # Warm-up. After 3 s the first round's p99 was still 126-203 ms in 5 of 11 runs (~50 ms in the
             # later rounds); after 10 s, 58, 60 and 84 ms in three: a fresh worker's first seconds are not
             # what a running server sees (why they are slow was not found; not the garbage collector).
@@ -265,9 +248,9 @@ def main():
               f"{app_cpu / served * 1000:.2f} ms, PostgreSQL {db_cpu / served * 1000:.2f} ms, "
               f"wrk {wrk_cpu / served * 1000:.2f} ms | raw {raw[0]:,.0f} tx/s, p99 {raw[2]:.2f} ms, "
               f"PostgreSQL CPU {raw[3]:.2f} ms/tx | ratio {rate / raw[0]:.2f}")
-    rate = median([h[0] for h, _ in rounds])
-    p99 = median([h[1].get(99, 1e9) for h, _ in rounds])
-    ratio = median([h[0] / r[0] for h, r in rounds])
+    rate = median_high([h[0] for h, _ in rounds])
+    p99 = median_high([h[1].get(99, 1e9) for h, _ in rounds])
+    ratio = median_high([h[0] / r[0] for h, r in rounds])
     non2xx = sum(h[2] for h, _ in rounds)
     print(f"median of the rounds: HTTP {rate:,.0f} req/s, p99 {p99:.1f} ms, HTTP / raw {ratio:.2f}"
           f" (worst round: {min(h[0] for h, _ in rounds):,.0f} req/s, p99 "

@@ -15,9 +15,7 @@ Figures only; not a test. Targets (issue 8): uncached ≥ 0.8× raw; cached ≥ 
 """
 import argparse
 import math
-import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,8 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.cli.serve import THREADS, WORKERS, gunicorn_argv, server_settings  # noqa: E402
-from bench.common import free_port, scratch_db  # noqa: E402
+from app.cli.serve import THREADS  # noqa: E402
+from bench.common import free_port, scratch_db, serve  # noqa: E402
 from sqlalchemy import create_engine, pool, text  # noqa: E402
 
 PREPARE = ("CREATE TEMP TABLE IF NOT EXISTS bench_addr AS "
@@ -146,24 +144,12 @@ def downtown_block(z, lat=42.3554, lon=-71.0605, size=4):
 
 
 def wrk_cached(url, tiles, seconds):
-    root = Path(__file__).resolve().parent.parent
     port = free_port()
-    env = {**server_settings(THREADS), **os.environ, "DATABASE_URL": url,
-           "SECRET_KEY": "bench-secret-key-0123456789"}
-    # the server as `pin311 serve` runs it (gthread workers, a socket each), without the access log; gunicorn's
-    # defaults (sync workers, one shared socket) close every connection, and wrk's reconnections waited in
-    # the listen queue: a p99 of 1.2 s that no deployment of ours would see
-    argv = gunicorn_argv("127.0.0.1", port, WORKERS, THREADS, access_log=False)
-    server = subprocess.Popen([*argv[:-1], "--log-level", "warning", argv[-1]],
-                              cwd=root, env=env, stdout=subprocess.DEVNULL,
-                              stderr=open(tempfile.mktemp(suffix=".log"), "w"))
+    # the server as `pin311 serve` runs it (gthread workers, a socket each); gunicorn's defaults (sync
+    # workers, one shared socket) close every connection, and wrk's reconnections waited in the listen
+    # queue: a p99 of 1.2 s that no deployment of ours would see
+    server = serve(url, port, THREADS, stdout=subprocess.DEVNULL, stderr=open(tempfile.mktemp(suffix=".log"), "w"))
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
         paths = [f"/tiles/requests/{z}/{x}/{y}.mvt" for z, x, y in tiles]
         script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
         script.write("paths = {" + ",".join(f'"{p}"' for p in paths) + "}\ni = 0\n"

@@ -7,8 +7,11 @@ benchmark never writes into it.
 import contextlib
 import os
 import random
+import secrets
 import socket
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,6 +33,25 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def serve(url, port, threads, **popen):
+    """gunicorn serving the app on `url`'s database at 127.0.0.1:`port` as `pin311 serve` runs it (its command
+    line and settings, app/cli/serve.py), without the access log; threads=1 runs sync workers. Returns the
+    process once the port accepts connections."""
+    from app.cli.serve import WORKERS, gunicorn_argv, server_settings
+    env = {**server_settings(threads), **os.environ, "DATABASE_URL": url, "SECRET_KEY": secrets.token_hex(24)}
+    argv = gunicorn_argv("127.0.0.1", port, WORKERS, threads, access_log=False)
+    if threads == 1:
+        argv[argv.index("gthread")] = "sync"
+    server = subprocess.Popen([*argv[:-1], "--log-level", "warning", argv[-1]], cwd=ROOT, env=env, **popen)
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    return server
 
 
 def _admin(url):
