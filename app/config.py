@@ -131,6 +131,9 @@ class Config:
         self.PUBLIC_URL = _public_url()
         self.DUPLICATE_RADIUS_M = _int("PIN311_DUPLICATE_RADIUS_M", 150)
         self.MAX_CONTENT_LENGTH = _int("PIN311_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
+        # The resident's report form alone may be larger (app.security.Request): a phone photo over the photo
+        # limit is then refused with the form as it was typed, instead of a 413 that loses it.
+        self.MAX_REPORT_BYTES = max(_int("PIN311_MAX_REPORT_BYTES", 40 * 1024 * 1024), self.MAX_CONTENT_LENGTH)
         self.MEDIA_DIR = os.environ.get("PIN311_MEDIA_DIR", str(localdb.ROOT / "var" / "media"))
         self.GEOCODER = os.environ.get("PIN311_GEOCODER", "local")
         if self.GEOCODER not in ("local", "arcgis"):

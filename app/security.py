@@ -8,11 +8,25 @@ An optional base map (PIN311_BASEMAP_URL) is the only other origin allowed, for 
 """
 from urllib.parse import urlsplit
 
-from flask import request
+from flask import Request as FlaskRequest, current_app, request
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 STAFF_PREFIXES = ("/agent", "/crew", "/admin", "/dashboards", "/api/", "/login")
+# Endpoints whose body may exceed MAX_CONTENT_LENGTH, and the setting that bounds theirs instead.
+LARGER_BODIES = {"public.report_submit": "MAX_REPORT_BYTES"}
+
+
+class Request(FlaskRequest):
+    """Flask's request with a body limit per endpoint. A body over the limit is refused before any of it is
+    read (413), so a form sent without JavaScript loses everything typed in it: a resident whose phone photo
+    is over the photo limit would have to type the report again. The report form's larger bound lets the
+    body arrive, and the photo alone is refused, the form shown again as typed."""
+
+    @property
+    def max_content_length(self):
+        setting = LARGER_BODIES.get(self.endpoint)
+        return current_app.config[setting] if setting else super().max_content_length
 
 
 def _origin(url):
@@ -61,6 +75,7 @@ def trust_proxies(app, hops):
 
 
 def init_app(app):
+    app.request_class = Request
     app.session_interface = CookieSession()
     trust_proxies(app, app.config.get("PROXY_HOPS", 0))
     csp = content_security_policy(app.config.get("BASEMAP_URL", ""))

@@ -117,8 +117,23 @@ def test_a_pin_far_from_the_typed_address_is_a_question(client, conn):
     assert (row.lat, row.lon) == SOUTH_BOSTON and row.address.startswith("615 E Fourth St")
 
 
-def test_a_body_over_the_upload_limit_gets_the_form_and_what_to_do(client, app, monkeypatch):
-    monkeypatch.setitem(app.config, "MAX_CONTENT_LENGTH", 20_000)
+def test_a_photo_over_the_upload_limit_is_refused_and_what_was_typed_stays(client, app, conn):
+    # 12 MB: over the photo limit and over the body limit of every other page (10 MB), yet the report
+    # form takes it in (MAX_REPORT_BYTES), so the resident without JavaScript keeps what they typed.
+    assert app.config["MAX_CONTENT_LENGTH"] < 12 * 1024 * 1024 < app.config["MAX_REPORT_BYTES"]
+    before = _count(conn)
+    res = client.post("/report", data={"csrf_token": _csrf(client), **DOG, "lat": str(SOUTH_BOSTON[0]),
+                                       "lon": str(SOUTH_BOSTON[1]), "description": "Loose dog by the swings",
+                                       "photo": (io.BytesIO(b"\xff" * (12 * 1024 * 1024)), "big.jpg", "image/jpeg")},
+                      content_type="multipart/form-data")
+    page = res.get_data(as_text=True)
+    assert res.status_code == 400 and 'id="report-form"' in page
+    assert "larger than 8 MB" in page and "Loose dog by the swings" in page
+    assert _count(conn) == before
+
+
+def test_a_body_over_the_report_limit_gets_the_form_and_what_to_do(client, app, monkeypatch):
+    monkeypatch.setitem(app.config, "MAX_REPORT_BYTES", 20_000)
     res = client.post("/report", data={"csrf_token": _csrf(client), **DOG, "lat": str(SOUTH_BOSTON[0]),
                                        "lon": str(SOUTH_BOSTON[1]),
                                        "photo": (io.BytesIO(b"\xff" * 40_000), "big.jpg", "image/jpeg")},
@@ -126,6 +141,14 @@ def test_a_body_over_the_upload_limit_gets_the_form_and_what_to_do(client, app, 
     page = res.get_data(as_text=True)
     assert res.status_code == 413 and 'id="report-form"' in page
     assert "photo was too large" in page and "8 MB" in page and "capacity limit" not in page
+
+
+def test_only_the_report_form_takes_a_larger_body(client, app, api_key, monkeypatch):
+    monkeypatch.setitem(app.config, "MAX_CONTENT_LENGTH", 20_000)
+    monkeypatch.setitem(app.config, "MAX_REPORT_BYTES", 1_000_000)
+    r = client.post("/api/v1/requests", data=b"{" + b" " * 40_000 + b"}", content_type="application/json",
+                    headers={"X-Api-Key": api_key})
+    assert r.status_code == 413 and r.get_json()["error"] == "request_entity_too_large"
 
 
 def test_resident_in_chromium_is_stopped_before_sending_and_chooses_the_place(page, live_server, conn):
@@ -164,7 +187,7 @@ def test_resident_in_chromium_is_stopped_before_sending_and_chooses_the_place(pa
 
 
 def test_an_oversized_photo_in_chromium_gets_a_page_that_says_what_to_do(page, live_server, app, monkeypatch):
-    monkeypatch.setitem(app.config, "MAX_CONTENT_LENGTH", 200_000)   # under the form's 8 MB: the server refuses
+    monkeypatch.setitem(app.config, "MAX_REPORT_BYTES", 200_000)   # under the form's 8 MB: the server refuses
     page.goto(f"{live_server}/report")
     page.select_option("#service_code", "animal-generic")
     page.wait_for_selector("#questions[data-service=animal-generic] select", timeout=10000)
