@@ -240,6 +240,10 @@ def test_next_call_starts_a_clean_form_with_a_new_idempotency_key(page, live_ser
         assert page.input_value("#address-search") == "" and page.input_value("#c-phone") == ""
         assert page.locator("#ticket").is_hidden() and page.locator("#attributes *").count() == 0
         assert page.url.endswith("/agent/")
+        # nor does ↓ in the empty box bring back the last call's places or categories
+        for box in ("#address-search", "#service-search"):
+            page.press(box, "ArrowDown")
+            assert page.locator(f"{box.replace('-search', '-options')} li").count() == 0
     assert numbers[0] != numbers[1]
     kinds = conn.scalars(text("SELECT attributes->>'animal_type' FROM service_requests WHERE public_id IN (:a, :b) "
                               "ORDER BY id"), {"a": numbers[0], "b": numbers[1]}).all()

@@ -45,8 +45,11 @@ export function combobox(input, list, { search, render, pick }) {
     else if (e.key === "Enter") { e.preventDefault(); if (!list.hidden && active >= 0) choose(active); }
     else if (e.key === "Escape") { close(); }
   });
-  input.addEventListener("blur", () => setTimeout(close, 150));
-  return { close, items: () => items, relabel: (i, fn) => fn(list.children[i]) };
+  // Closed a moment after focus leaves, unless it came back meanwhile: an agent who tabs out and back (or
+  // anything that moves focus and returns it) would otherwise lose the list that answers what they typed.
+  input.addEventListener("blur", () => setTimeout(() => { if (document.activeElement !== input) close(); }, 150));
+  // clear: forget the options too (a closed list keeps them for ↓), e.g. when the next call starts.
+  return { close, clear: () => show([]), items: () => items, relabel: (i, fn) => fn(list.children[i]) };
 }
 
 function fieldId(code) { return `attr-${code.replace(/[^A-Za-z0-9_-]/g, "_")}`; }

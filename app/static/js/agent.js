@@ -207,7 +207,7 @@ function lockedReason() {
 }
 
 // --- what --------------------------------------------------------------------------------------------
-combobox($("service-search"), $("service-options"), {
+const serviceBox = combobox($("service-search"), $("service-options"), {
   search: debounced(async (q) => {
     const { services } = await api(`/api/v1/services?${query({ q, limit: 8 })}`);
     return { found: services, message: services.length ? null : `No category matches “${q}”. Try other words.` };
@@ -327,6 +327,7 @@ function showTicket(t, heading, how = "created") {
 
 function newCall() {
   $("call-form").reset();
+  addressBox.clear(); serviceBox.clear();     // else ↓ in the empty box offers the last call's places
   Object.assign(state, { lat: null, lon: null, inside: null, located: null, service: null, candidate: null,
                          key: newIdempotencyKey(), done: false, ticket: null });
   $("dupes-locked").hidden = true;
