@@ -14,6 +14,8 @@ def create_app(config=None):
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)
+    from app.extensions import limits_per_view_only
+    limits_per_view_only(app)
     return app
 
 

@@ -93,6 +93,24 @@ def test_login_is_rate_limited_per_address(rate_limited):
     assert client.get("/login").status_code == 200  # the form itself is not limited
 
 
+def test_view_limits_count_without_the_app_wide_limit_check(rate_limited):
+    from app.extensions import limiter
+    app = rate_limited()
+    assert limiter._check_request_limit not in app.before_request_funcs[None]    # taken out (no default limits)
+    client = app.test_client()
+    codes = [login(client, "nobody-at-all", "wrong-password-123").status_code for _ in range(21)]
+    assert codes[-1] == 429                                                       # @limiter.limit on the view
+
+
+def test_a_default_limit_keeps_the_app_wide_check(rate_limited, monkeypatch):
+    from app.extensions import limiter
+    monkeypatch.setattr(limiter.limit_manager, "_default_limits", [])   # the global limiter, put back after
+    app = rate_limited(RATELIMIT_DEFAULT="2 per minute")
+    assert limiter._check_request_limit in app.before_request_funcs[None]
+    client = app.test_client()
+    assert [client.get("/login").status_code for _ in range(3)] == [200, 200, 429]
+
+
 def test_login_form_needs_its_csrf_token(app, staff):
     r = app.test_client().post("/login", data={"username": staff["agent"], "password": STAFF_PASSWORD})
     assert r.status_code in (400, 401)  # never the 302 of a successful sign-in

@@ -3,15 +3,14 @@ from flask import jsonify, request
 
 from app.api import bp
 from app.api.access import require
-from app.extensions import csrf, db, unlimited
+from app.extensions import csrf, db
 from gis import geocode, intake, locate
 from gis.errors import InvalidInput, NotFound
 from gis.services import catalogue
 
 csrf.exempt(bp)  # writes are CSRF-checked in access.require when the caller uses a session cookie
-# Staff consoles and the city's own integrations call this API; third parties come through Open311, which
-# is rate limited per key.
-unlimited(bp)
+# No rate limit: staff consoles and the city's own integrations call this API; third parties come through
+# Open311, which is rate limited per key.
 
 
 def _json_body():

@@ -5,10 +5,9 @@ the SQL lives in gis.tiles and gis.features.
 """
 from flask import Blueprint
 
-from app.extensions import csrf, unlimited
+from app.extensions import csrf
 
 bp = Blueprint("layers", __name__)
 csrf.exempt(bp)    # read-only services; the arcgis client POSTs its queries (no session, no writes)
-unlimited(bp)      # cached map reads: the per-request limit check would cost more than the answer
 
 from app.layers import featureserver, ogc, tiles  # noqa: E402,F401  (registers the routes)
