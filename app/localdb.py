@@ -28,6 +28,11 @@ SERVER_SETTINGS = {
     "timezone": "'UTC'",
 }
 
+# Loaded once by the server at start, so every session has PostGIS already: a new session's first PostGIS
+# call took 8.6 ms when the library was loaded per session, 0.3 ms preloaded (medians of 15, 2026-12-08).
+# Web workers open sessions as their pools grow, and all at once after a database restart.
+POSTGIS_LIBRARY = "postgis-3"
+
 
 class ClusterError(RuntimeError):
     """The local cluster cannot be prepared; the message says what to do."""
@@ -126,6 +131,8 @@ def init():
         raise ClusterError(f"initdb failed:\n{result.stderr}")
     conf = "\n".join(f"{k} = {v}" for k, v in SERVER_SETTINGS.items())
     conf += f"\nunix_socket_directories = '{socket_dir()}'\n"
+    if (bindir().parent / "lib" / f"{POSTGIS_LIBRARY}.so").exists():
+        conf += f"shared_preload_libraries = '{POSTGIS_LIBRARY}'\n"
     with open(data / "postgresql.auto.conf", "a") as fh:
         fh.write("# written by pin311 (app/localdb.py)\n" + conf)
     return True

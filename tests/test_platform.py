@@ -210,6 +210,14 @@ def test_bad_configuration_is_reported_clearly(monkeypatch):
     assert result.returncode == 1 and "PostgreSQL" in result.stderr
 
 
+def test_the_local_cluster_preloads_postgis(engine):
+    from app import localdb
+    if engine.url.query.get("host") != str(localdb.socket_dir()):
+        pytest.skip("the tests run on another server (DATABASE_URL): its settings are its operator's")
+    with engine.connect() as c:
+        assert localdb.POSTGIS_LIBRARY in c.exec_driver_sql("SHOW shared_preload_libraries").scalar()
+
+
 def test_healthz_checks_the_database(client):
     body = client.get("/healthz").get_json()
     assert body["status"] == "ok" and body["schema"]
