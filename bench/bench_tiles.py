@@ -158,7 +158,12 @@ def wrk_cached(url, tiles, seconds):
         base = f"http://127.0.0.1:{port}"
         import urllib.request
         sizes = []
-        for _ in range(4):        # warm both workers' caches (each keeps its own)
+        # Warm both workers' caches (each keeps its own). A new connection per request, which the kernel
+        # deals to a worker at random: after 4 passes a tile was missing from one worker's cache now and then
+        # (1 in 16 per tile and worker), the measured run rendered it and that worker's other requests
+        # waited — p99 82-843 ms in the first run on 3 of 7 fresh servers, 9-15 ms in every later run. After
+        # 16 passes (1 in 65,536): 9-12 ms on 5 of 5 (2026-12-08).
+        for _ in range(16):
             for p in paths:
                 with urllib.request.urlopen(base + p) as res:
                     sizes.append(len(res.read()))
