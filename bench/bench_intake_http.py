@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from statistics import median_high
 
-from common import free_port, machine, percentile, sample_points, scratch_db, serve
+from common import children, free_port, machine, percentile, sample_points, scratch_db, serve
 
 from app.cli.serve import THREADS, WORKERS  # noqa: E402
 
@@ -80,11 +80,6 @@ def cpu_since(before, pids):
     whole past off the living's CPU)."""
     now = cpu_by_pid(pids)
     return sum(used - before.get(pid, 0.0) for pid, used in now.items()), len(set(before) - set(now))
-
-
-def worker_pids(server_pid):
-    children = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
-    return [int(p) for p in children]
 
 
 def backend_pids(conn):
@@ -175,7 +170,7 @@ def http_round(server, engine, port, key, points, seconds, connections):
     """One wrk run against the server; (rate, percentiles, non-2xx, socket errors, split, app CPU, db CPU,
     wrk CPU) — CPU in seconds over the run: the workers', their PostgreSQL sessions', wrk's."""
     with engine.connect() as c:
-        app_pids = worker_pids(server.pid)
+        app_pids = children(server.pid)
         before_app, before_db = cpu_by_pid(app_pids), cpu_by_pid(backend_pids(c))
         before_wrk = os.times().children_user + os.times().children_system
         spread = []

@@ -35,6 +35,15 @@ def free_port():
         return s.getsockname()[1]
 
 
+def children(pid):
+    """The pids of a process's children (a gunicorn master's workers); [] when it is gone."""
+    try:
+        out = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return [int(p) for p in out]
+    except OSError:
+        return []
+
+
 def serve(url, port, threads, **popen):
     """gunicorn serving the app on `url`'s database at 127.0.0.1:`port` as `pin311 serve` runs it (its command
     line and settings, app/cli/serve.py), without the access log; threads=1 runs sync workers. Returns the

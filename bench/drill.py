@@ -30,8 +30,8 @@ sys.path.insert(0, str(ROOT))
 
 from app.cli.serve import gunicorn_argv  # noqa: E402  (the form `pin311 serve` runs: a socket per worker)
 from bench.drill_checks import MailSink, report, wait_drained  # noqa: E402
-from bench.common import free_port  # noqa: E402
-from bench.drill_cluster import Cluster, children, has_worker_command, start_worker, wait_ready  # noqa: E402
+from bench.common import children, free_port  # noqa: E402
+from bench.drill_cluster import Cluster, has_worker_command, start_worker, wait_ready  # noqa: E402
 from bench.drill_load import SERVICES  # noqa: E402
 
 

@@ -78,14 +78,6 @@ class Cluster:
             raise RuntimeError(f"pg_restore failed: {restore.stderr[-2000:]}")
 
 
-def children(pid):
-    try:
-        out = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        return [int(p) for p in out]
-    except OSError:
-        return []
-
-
 def wait_ready(base, key, timeout=60):
     import requests
     deadline = time.time() + timeout
